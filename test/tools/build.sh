@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# build.sh OUTDIR — builds the e2e control plane from the pinned tool modules beside this script and
+# stages the Kruise Rollouts manager's run-time files. Called by `make tools` with OUTDIR=.cache/bin.
+#
+# Each tool group is rebuilt only when one of its binaries is missing or its stamp changed. The
+# stamp is a hash of the group's go.mod and go.sum, the Go version and the link flags, so bumping a
+# pin (or the toolchain) rebuilds exactly that group. Builds run one group at a time with -p 2: the
+# machine has two cores and the Kubernetes link step alone needs most of the memory headroom.
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+	echo "usage: $0 OUTDIR" >&2
+	exit 2
+fi
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+mkdir -p "$1"
+out="$(cd "$1" && pwd)"
+stamps="$out/.stamps"
+mkdir -p "$stamps"
+
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+export GOWORK=off
+export CGO_ENABLED=0
+
+kube_version=v1.34.2
+kube_ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+	kube_ldflags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=34"
+	kube_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+done
+
+# stamp_of DIR LDFLAGS — prints the build stamp of the tool module in DIR.
+stamp_of() {
+	{
+		cat "$here/$1/go.mod" "$here/$1/go.sum"
+		go version
+		printf '%s\n' "$2"
+	} | sha256sum | cut -d' ' -f1
+}
+
+# build GROUP LDFLAGS NAME=PKG... — builds each PKG of the tool module in test/tools/GROUP into
+# $out/NAME (a package main at a module root would otherwise be named after the module's last
+# path element, such as "v3").
+build() {
+	local group=$1 ldflags=$2
+	shift 2
+	local want have="" missing=0 spec start
+	want="$(stamp_of "$group" "$ldflags")"
+	[[ -f "$stamps/$group" ]] && have="$(cat "$stamps/$group")"
+	for spec in "$@"; do
+		[[ -x "$out/${spec%%=*}" ]] || missing=1
+	done
+	if [[ $missing -eq 0 && "$want" == "$have" ]]; then
+		printf '%-8s up to date\n' "$group"
+		return
+	fi
+	rm -f "$stamps/$group"
+	start=$SECONDS
+	for spec in "$@"; do
+		(cd "$here/$group" && go build -p 2 -trimpath -ldflags="$ldflags" -o "$out/${spec%%=*}" "${spec#*=}")
+	done
+	echo "$want" >"$stamps/$group"
+	printf '%-8s built %s in %ds\n' "$group" "${*%%=*}" $((SECONDS - start))
+}
+
+# module_dir GROUP MODULE — prints the module-cache folder of MODULE as pinned by test/tools/GROUP.
+module_dir() {
+	(cd "$here/$1" && go mod download -json "$2") | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
+}
+
+# stage_kruise — copies out of the read-only module cache what the Kruise manager reads at run time:
+# lua_configuration/ (resolved relative to its working directory), its CRDs, and its webhook
+# configurations renamed to the names the manager patches (the kustomize prefix is not applied).
+stage_kruise() {
+	local src dst="$out/kruise-rollouts"
+	src="$(module_dir kruise github.com/openkruise/rollouts)"
+	if [[ -z "$src" ]]; then
+		echo "cannot locate github.com/openkruise/rollouts in the module cache" >&2
+		exit 1
+	fi
+	if [[ -f "$dst/.source" && "$(cat "$dst/.source")" == "$src" ]]; then
+		printf '%-8s staged files up to date\n' kruise
+		return
+	fi
+	rm -rf "$dst"
+	mkdir -p "$dst/crds" "$dst/webhook"
+	cp -R "$src/lua_configuration" "$dst/lua_configuration"
+	cp "$src"/config/crd/bases/*.yaml "$dst/crds/"
+	sed -e 's/^  name: mutating-webhook-configuration$/  name: kruise-rollout-mutating-webhook-configuration/' \
+		-e 's/^  name: validating-webhook-configuration$/  name: kruise-rollout-validating-webhook-configuration/' \
+		"$src/config/webhook/manifests.yaml" >"$dst/webhook/manifests.yaml"
+	chmod -R u+w "$dst"
+	grep -q 'name: kruise-rollout-mutating-webhook-configuration' "$dst/webhook/manifests.yaml"
+	grep -q 'name: kruise-rollout-validating-webhook-configuration' "$dst/webhook/manifests.yaml"
+	echo "$src" >"$dst/.source"
+	printf '%-8s staged lua_configuration, CRDs and webhook manifests from %s\n' kruise "$src"
+}
+
+total=$SECONDS
+build etcd "-s -w" etcd=go.etcd.io/etcd/server/v3
+build kruise "-s -w" kruise-rollouts-manager=github.com/openkruise/rollouts
+stage_kruise
+build kube "$kube_ldflags" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
+	kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
+	kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler
+build kwok "-s -w" kwok=sigs.k8s.io/kwok/cmd/kwok
+build helm "-s -w" helm=helm.sh/helm/v3/cmd/helm
+printf 'tools ready in %s (%ds)\n' "$out" $((SECONDS - total))

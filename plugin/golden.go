@@ -26,7 +26,7 @@ type IngressCase struct {
 	// CanaryAnnotations, when set, are the annotations of a canary Ingress that already exists
 	// before the first step (for example written by another script).
 	CanaryAnnotations map[string]string `json:"canaryAnnotations,omitempty"`
-	// Expected are the canary Ingress annotations after each step (null: no canary Ingress yet).
+	// Expected are the canary Ingress annotations after each step.
 	Expected []ExpectedStep `json:"expected,omitempty"`
 	// ExpectedError, when set, is the step at which the script must fail and a part of its message.
 	ExpectedError *ExpectedError `json:"expectedError,omitempty"`
@@ -37,14 +37,16 @@ type IngressCase struct {
 
 // ExpectedStep is the canary Ingress's annotations after one step.
 type ExpectedStep struct {
-	Step        int               `json:"step"`
-	Annotations map[string]string `json:"annotations"`
+	Step int `json:"step"`
+	// NoCanaryIngress is true while Kruise has not created the canary Ingress.
+	NoCanaryIngress bool              `json:"noCanaryIngress,omitempty" yaml:"noCanaryIngress,omitempty"`
+	Annotations     map[string]string `json:"annotations,omitempty" yaml:"annotations,omitempty"`
 }
 
 // ExpectedError is a deliberate refusal by the script.
 type ExpectedError struct {
-	Step     int    `json:"step"`
-	Contains string `json:"contains"`
+	Step     int    `json:"step" yaml:"step"`
+	Contains string `json:"contains" yaml:"contains"`
 }
 
 // Plan returns the ingress plan of the case's Rollout or TrafficRouting.
@@ -79,6 +81,8 @@ func (c *IngressCase) Run(script string) ([]ExpectedStep, error) {
 		s := ExpectedStep{Step: r.Step}
 		if r.CanaryIngress != nil {
 			s.Annotations = r.CanaryIngress.Annotations
+		} else {
+			s.NoCanaryIngress = true
 		}
 		steps = append(steps, s)
 	}

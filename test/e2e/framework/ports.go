@@ -1,0 +1,29 @@
+//go:build e2e
+
+package framework
+
+import (
+	"fmt"
+	"net"
+)
+
+// freePorts returns n distinct TCP ports that were free on 127.0.0.1 a moment ago. All listeners
+// are held until every port is chosen, so one call never returns the same port twice.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	listeners := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free loopback port: %w", err)
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}

@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the expected results of the gol
 
 const scriptsDir = "../luascripts"
 
-func loadCases(t *testing.T) map[string][]NamedCase {
+func loadCases(t testing.TB) map[string][]NamedCase {
 	t.Helper()
 	cases, err := LoadIngressCases(os.DirFS(scriptsDir), "trafficrouting_ingress")
 	if err != nil {

@@ -1,0 +1,87 @@
+package plugin
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/openkruise/rollouts/api/v1beta1"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	"github.com/kruise-lanes/kruise-lanes/luascripts"
+)
+
+// FuzzIngressScripts feeds arbitrary weights, match conditions, header modifications and existing
+// annotations to both providers. A script may refuse the input only with its own validation
+// sentence; it must never fail at run time, and what it returns must be safe to apply.
+func FuzzIngressScripts(f *testing.F) {
+	f.Add("20", "User-Agent", "xiaoming", false, "lane", "gray", "x-mse-tag", "gray", "x-internal", "", true)
+	f.Add("-1", "canary-by-cookie", "c", false, "", "", "x-mse-tag", "blue", "", "x-mse-tag gray", false)
+	f.Add("-1", "x-a", ".*", true, "q", "(", "bad name", "v\r\nx: y", "a,b", "x-old 1\nx-older 2", true)
+	f.Add("0", "", "", false, "", "", "", "", "", "", false)
+	scripts := map[string]string{}
+	for _, name := range luascripts.IngressProviders() {
+		b, err := luascripts.Ingress(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		scripts[name] = string(b)
+	}
+	f.Fuzz(func(t *testing.T, weight, hName, hValue string, hRegex bool, qName, qValue, setName, setValue, remove, existing string, subset bool) {
+		typ := gatewayv1beta1.HeaderMatchExact
+		if hRegex {
+			typ = gatewayv1beta1.HeaderMatchRegularExpression
+		}
+		match := v1beta1.HttpRouteMatch{Headers: []gatewayv1beta1.HTTPHeaderMatch{{Type: &typ, Name: gatewayv1beta1.HTTPHeaderName(hName), Value: hValue}}}
+		if qName != "" {
+			match.QueryParams = []gatewayv1beta1.HTTPQueryParamMatch{{Name: gatewayv1beta1.HTTPHeaderName(qName), Value: qValue}}
+		}
+		annotations := map[string]string{"mse.ingress.kubernetes.io/request-header-control-update": existing}
+		if subset {
+			annotations["mse.ingress.kubernetes.io/service-subset"] = ""
+		}
+		in := IngressInput{
+			Annotations: annotations,
+			Weight:      weight,
+			Matches:     []v1beta1.HttpRouteMatch{match},
+			RequestHeaderModifier: &gatewayv1beta1.HTTPHeaderFilter{
+				Set:    []gatewayv1beta1.HTTPHeader{{Name: gatewayv1beta1.HTTPHeaderName(setName), Value: setValue}},
+				Remove: strings.Split(remove, ","),
+			},
+		}
+		for name, script := range scripts {
+			out, err := RunIngressScript(script, in)
+			if err != nil {
+				var scriptErr *ScriptError
+				if !errors.As(err, &scriptErr) || !strings.HasPrefix(scriptErr.Message(), name+" ingress provider: ") {
+					t.Fatalf("%s: not a deliberate refusal: %v", name, err)
+				}
+				continue
+			}
+			if out["nginx.ingress.kubernetes.io/canary"] != "true" {
+				t.Errorf("%s: canary annotation missing: %v", name, out)
+			}
+			for k, v := range out {
+				if strings.HasPrefix(k, "kruise-lanes.io/") || k == "mse.ingress.kubernetes.io/request-header-control-update" && v == existing {
+					continue
+				}
+				if strings.ContainsAny(v, "\r\x00") || strings.Contains(v, "\n") && !strings.Contains(k, "request-header-control") {
+					t.Errorf("%s: annotation %s carries a control character: %q", name, k, v)
+				}
+			}
+			// A second run on its own output is stable: nothing accumulates from step to step.
+			again, err := RunIngressScript(script, IngressInput{Annotations: out, Weight: in.Weight, Matches: in.Matches, RequestHeaderModifier: in.RequestHeaderModifier})
+			if err != nil {
+				t.Fatalf("%s: second run refused its own output: %v", name, err)
+			}
+			if len(again) != len(out) {
+				t.Errorf("%s: second run changed the annotations:\nfirst  %v\nsecond %v", name, out, again)
+			}
+			for k, v := range out {
+				if again[k] != v {
+					t.Errorf("%s: second run changed %s from %q to %q", name, k, v, again[k])
+				}
+			}
+		}
+	})
+}

@@ -9,14 +9,31 @@ export GOFLAGS ?= -buildvcs=false
 .DEFAULT_GOAL := help
 
 help: ## List the targets.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+demo: ## Show the seed 002 lane's canary Ingress as Kruise will write it (offline, no cluster).
+	$(GO) run ./cmd/kubectl-lanes render -f examples/mse/lane.yaml -f examples/mse/ingress.yaml -f examples/mse/app.yaml
 
 build: ## Build lanes-manager and kubectl-lanes into ./bin.
 	$(GO) build -o $(BIN_DIR)/ ./cmd/...
 
-unit: ## Run the unit and golden tests (fast, no cluster).
+unit: lint ## Run the unit, golden and fuzz-seed tests (fast, no cluster).
+	$(GO) test -count=1 ./...
+
+lint: ## gofmt and go vet, tests included.
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "not gofmt'd: $$bad"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test ./...
+	$(GO) vet -tags e2e ./test/e2e/...
+
+generate: ## Regenerate the provider scripts from luascripts/*/lib and the golden expectations.
+	$(GO) test ./luascripts/ -run TestProviderScriptsAreGenerated -update
+	$(GO) test ./plugin/ -run TestIngressGoldenCases -update
+
+bench: ## Benchmarks: our mse.lua against Kruise's shipped one, in the same run.
+	$(GO) test -run XXX -bench . -benchmem -count 5 ./plugin/
+
+fuzz: ## Fuzz the provider scripts' input for 60 s.
+	$(GO) test -run XXX -fuzz FuzzIngressScripts -fuzztime 60s ./plugin/
 
 tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, helm) into .cache/bin once.
 	bash test/tools/build.sh $(TOOLS_BIN)
@@ -26,4 +43,4 @@ e2e: tools ## Run the end-to-end suite against a real API server and the real Kr
 
 test: unit e2e ## The README's test command: unit, golden and e2e tests.
 
-.PHONY: help build unit tools e2e test
+.PHONY: help demo build unit lint generate bench fuzz tools e2e test

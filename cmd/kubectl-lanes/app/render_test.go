@@ -47,6 +47,10 @@ func TestRenderGolden(t *testing.T) {
 			args:   []string{"render", "-f", "testdata/seed002.yaml"},
 			golden: "seed002.golden.yaml",
 		},
+		"examples/mse, the documented lane": {
+			args:   []string{"render", "-f", "../../../examples/mse/lane.yaml", "-f", "../../../examples/mse/ingress.yaml", "-f", "../../../examples/mse/app.yaml"},
+			golden: "seed002.golden.yaml",
+		},
 		"rollout with weight steps, higress, json": {
 			args:   []string{"render", "-f", "testdata/rollout_weight.yaml", "-o", "json"},
 			golden: "rollout_weight.golden.json",

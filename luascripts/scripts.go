@@ -1,0 +1,25 @@
+package luascripts
+
+import (
+	"fmt"
+	"io/fs"
+)
+
+// IngressProviders lists the ingress class types this project ships a script for.
+func IngressProviders() []string {
+	return []string{"higress", "mse"}
+}
+
+// Scripts returns every embedded ingress provider script keyed by the key Kruise reads it from
+// in its ConfigMap (lua.traffic.routing.ingress.<classType>).
+func Scripts() (map[string]string, error) {
+	out := map[string]string{}
+	for _, name := range IngressProviders() {
+		b, err := fs.ReadFile(FS, "trafficrouting_ingress/"+name+".lua")
+		if err != nil {
+			return nil, fmt.Errorf("read embedded %s script: %w", name, err)
+		}
+		out["lua.traffic.routing.ingress."+name] = string(b)
+	}
+	return out, nil
+}

@@ -1,0 +1,181 @@
+package trafficrouting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/openkruise/rollouts/api/v1alpha1"
+	"github.com/openkruise/rollouts/api/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// RolloutWorkloadIndex is the field index of Rollouts by the workload they release
+// ("<Kind>/<name>"); the manager registers it with IndexRolloutWorkload.
+const RolloutWorkloadIndex = "kruise-lanes.io/workload"
+
+// CloneSetGVK is OpenKruise's CloneSet, used only where apps.kruise.io is installed.
+var CloneSetGVK = schema.GroupVersionKind{Group: "apps.kruise.io", Version: "v1alpha1", Kind: "CloneSet"}
+
+// IndexRolloutWorkload is the index function for RolloutWorkloadIndex.
+func IndexRolloutWorkload(obj client.Object) []string {
+	r, ok := obj.(*v1beta1.Rollout)
+	if !ok || r.Spec.WorkloadRef.Name == "" {
+		return nil
+	}
+	return []string{workloadKey(r.Spec.WorkloadRef.Kind, r.Spec.WorkloadRef.Name)}
+}
+
+func workloadKey(kind, name string) string { return kind + "/" + name }
+
+// Resolver answers, from a cache, which lane a pod belongs to and in which role.
+type Resolver struct {
+	// Reader is the informer cache (or any client.Reader with RolloutWorkloadIndex).
+	Reader client.Reader
+	// Defaults are the lane options a TrafficRouting does not set.
+	Defaults Defaults
+	// CloneSets is true where apps.kruise.io CloneSets are installed.
+	CloneSets bool
+}
+
+// Decision is what a pod should carry.
+type Decision struct {
+	// Rollout is the lane member releasing the pod's workload; nil if there is none.
+	Rollout *v1beta1.Rollout
+	// Lane is the member's resolved lane; nil when the pod is in no lane or the lane is broken.
+	Lane *Lane
+	// Role of the pod in the lane.
+	Role Role
+	// Labels are the lane labels the pod must carry (empty: none).
+	Labels map[string]string
+	// Problem says why a member's lane cannot be used (misconfigured or missing TrafficRouting);
+	// the pod is then left as it is.
+	Problem error
+}
+
+// ErrLaneNotFound means a Rollout names a TrafficRouting that does not exist.
+var ErrLaneNotFound = errors.New("lane not found")
+
+// Decide finds the pod's workload, its Rollout, the Rollout's lane and the pod's role.
+func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error) {
+	kind, name, w, err := r.workloadOf(ctx, pod)
+	if err != nil || kind == "" {
+		return Decision{}, err
+	}
+	rollout, err := r.rolloutFor(ctx, pod.Namespace, kind, name)
+	if err != nil || rollout == nil {
+		return Decision{}, err
+	}
+	d := Decision{Rollout: rollout}
+	laneName := rollout.Annotations[TrafficRoutingAnnotation]
+	if laneName == "" {
+		return d, nil
+	}
+	tr := &v1alpha1.TrafficRouting{}
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: laneName}, tr); err != nil {
+		if apierrors.IsNotFound(err) {
+			d.Problem = fmt.Errorf("rollout %s joins %w: trafficrouting %s/%s does not exist", rollout.Name, ErrLaneNotFound, pod.Namespace, laneName)
+			return d, nil
+		}
+		return Decision{}, fmt.Errorf("get trafficrouting %s/%s: %w", pod.Namespace, laneName, err)
+	}
+	lane, err := Resolve(tr, r.Defaults)
+	if err != nil {
+		d.Problem = err
+		return d, nil
+	}
+	d.Lane = &lane
+	d.Role = RoleOf(pod.Labels, w, rollout.Status.Phase == v1beta1.RolloutPhaseProgressing)
+	d.Labels = lane.DesiredLabels(d.Role)
+	return d, nil
+}
+
+// workloadOf returns the kind and name of the workload a Rollout would name for this pod.
+func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (string, string, Workload, error) {
+	owner := metav1.GetControllerOf(pod)
+	if owner == nil {
+		return "", "", Workload{}, nil
+	}
+	switch {
+	case owner.Kind == "ReplicaSet" && strings.HasPrefix(owner.APIVersion, "apps/"):
+		return r.deploymentOf(ctx, pod, owner.Name)
+	case owner.Kind == "StatefulSet" && strings.HasPrefix(owner.APIVersion, "apps/"):
+		sts := &appsv1.StatefulSet{}
+		if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, sts); err != nil {
+			return "", "", Workload{}, ignoreNotFound(err, "statefulset", pod.Namespace, owner.Name)
+		}
+		return "StatefulSet", sts.Name, Workload{Kind: "StatefulSet", UpdateRevision: sts.Status.UpdateRevision, CurrentRevision: sts.Status.CurrentRevision}, nil
+	case owner.Kind == "CloneSet" && strings.HasPrefix(owner.APIVersion, CloneSetGVK.Group+"/") && r.CloneSets:
+		cs := &unstructured.Unstructured{}
+		cs.SetGroupVersionKind(CloneSetGVK)
+		if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, cs); err != nil {
+			return "", "", Workload{}, ignoreNotFound(err, "cloneset", pod.Namespace, owner.Name)
+		}
+		update, _, _ := unstructured.NestedString(cs.Object, "status", "updateRevision")
+		current, _, _ := unstructured.NestedString(cs.Object, "status", "currentRevision")
+		return "CloneSet", cs.GetName(), Workload{Kind: "CloneSet", UpdateRevision: update, CurrentRevision: current}, nil
+	}
+	return "", "", Workload{}, nil
+}
+
+func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName string) (string, string, Workload, error) {
+	// A pod may be admitted before its ReplicaSet reaches the cache: the ReplicaSet is then
+	// named <deployment>-<pod-template-hash>, which names the Deployment without an API call.
+	deployName := ""
+	rs := &appsv1.ReplicaSet{}
+	err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs)
+	switch {
+	case err == nil:
+		if owner := metav1.GetControllerOf(rs); owner != nil && owner.Kind == "Deployment" {
+			deployName = owner.Name
+		}
+	case apierrors.IsNotFound(err):
+		if hash := pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; hash != "" {
+			deployName = strings.TrimSuffix(rsName, "-"+hash)
+			if deployName == rsName {
+				deployName = ""
+			}
+		}
+	default:
+		return "", "", Workload{}, fmt.Errorf("get replicaset %s/%s: %w", pod.Namespace, rsName, err)
+	}
+	if deployName == "" {
+		return "", "", Workload{}, nil
+	}
+	deploy := &appsv1.Deployment{}
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: deployName}, deploy); err != nil {
+		return "", "", Workload{}, ignoreNotFound(err, "deployment", pod.Namespace, deployName)
+	}
+	if stable := deploy.Labels[CanaryDeploymentLabel]; stable != "" {
+		return "Deployment", stable, Workload{Kind: "Deployment", ExtraCanary: true}, nil
+	}
+	return "Deployment", deploy.Name, Workload{Kind: "Deployment", StableRevision: deploy.Labels[StableRevisionLabel]}, nil
+}
+
+func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string) (*v1beta1.Rollout, error) {
+	list := &v1beta1.RolloutList{}
+	if err := r.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{RolloutWorkloadIndex: workloadKey(kind, name)}); err != nil {
+		return nil, fmt.Errorf("list rollouts of %s %s/%s: %w", kind, namespace, name, err)
+	}
+	for i := range list.Items {
+		if list.Items[i].DeletionTimestamp.IsZero() {
+			return &list.Items[i], nil
+		}
+	}
+	return nil, nil
+}
+
+func ignoreNotFound(err error, kind, namespace, name string) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return fmt.Errorf("get %s %s/%s: %w", kind, namespace, name, err)
+}

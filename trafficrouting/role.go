@@ -1,7 +1,11 @@
 package trafficrouting
 
 import (
+	"sort"
+	"strings"
+
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Role is what a pod is to the lane of its workload's Rollout.
@@ -75,19 +79,80 @@ func (l Lane) DesiredLabels(role Role) map[string]string {
 	return nil
 }
 
-// LabelChanges compares a pod's current labels with the lane labels it should carry and returns
-// the labels to set and the lane labels to remove.
-func LabelChanges(current, desired map[string]string) (set map[string]string, remove []string) {
-	set = map[string]string{}
+// ManagedLabelsAnnotation on a pod lists the lane labels Kruise Lanes put there; only those are
+// ever removed, so a label a user or a pod template set is never taken away.
+const ManagedLabelsAnnotation = AnnotationPrefix + "managed-labels"
+
+// LabelChange is what to do to a pod's labels to reach its lane labels.
+type LabelChange struct {
+	// Set are labels to add or change.
+	Set map[string]string
+	// Remove are labels to delete (only ones Kruise Lanes manages).
+	Remove []string
+	// Managed is the new value of ManagedLabelsAnnotation ("" when nothing is managed).
+	Managed string
+}
+
+// IsEmpty reports whether the change changes nothing.
+func (c LabelChange) IsEmpty(currentManaged string) bool {
+	return len(c.Set) == 0 && len(c.Remove) == 0 && c.Managed == currentManaged
+}
+
+// LabelChanges compares a pod's labels and managed-labels annotation with the lane labels it
+// should carry. Labels already present with the desired value are left unmanaged (someone else
+// put them there); managed labels no longer desired are removed.
+func LabelChanges(labels map[string]string, managedAnnotation string, desired map[string]string) LabelChange {
+	managed := map[string]bool{}
+	for _, k := range strings.Split(managedAnnotation, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			managed[k] = true
+		}
+	}
+	change := LabelChange{Set: map[string]string{}}
+	var keep []string
 	for k, v := range desired {
-		if current[k] != v {
-			set[k] = v
+		switch {
+		case labels[k] != v:
+			change.Set[k] = v
+			keep = append(keep, k)
+		case managed[k]:
+			keep = append(keep, k)
 		}
 	}
-	for k := range current {
-		if _, keep := desired[k]; !keep && IsLaneLabel(k) {
-			remove = append(remove, k)
+	for k := range managed {
+		if _, ok := desired[k]; !ok {
+			if _, present := labels[k]; present {
+				change.Remove = append(change.Remove, k)
+			}
 		}
 	}
-	return set, remove
+	sort.Strings(keep)
+	sort.Strings(change.Remove)
+	change.Managed = strings.Join(keep, ",")
+	return change
+}
+
+// Apply makes the change on an object's labels and managed-labels annotation.
+func (c LabelChange) Apply(obj metav1.Object) {
+	labels := obj.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	for k, v := range c.Set {
+		labels[k] = v
+	}
+	for _, k := range c.Remove {
+		delete(labels, k)
+	}
+	obj.SetLabels(labels)
+	annotations := obj.GetAnnotations()
+	if c.Managed == "" {
+		delete(annotations, ManagedLabelsAnnotation)
+	} else {
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[ManagedLabelsAnnotation] = c.Managed
+	}
+	obj.SetAnnotations(annotations)
 }

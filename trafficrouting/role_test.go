@@ -1,10 +1,10 @@
 package trafficrouting
 
 import (
-	"sort"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestRoleOf(t *testing.T) {
@@ -55,14 +55,41 @@ func TestRoleOf(t *testing.T) {
 }
 
 func TestLabelChanges(t *testing.T) {
-	current := map[string]string{"app": "a", "alicloud.service.tag": "gray", "opensergo.io/canary-old": "old", "ASM_TRAFFIC_TAG": "base"}
-	desired := map[string]string{"alicloud.service.tag": "gray", "opensergo.io/canary-gray": "gray"}
-	set, remove := LabelChanges(current, desired)
-	sort.Strings(remove)
-	if diff := cmp.Diff(map[string]string{"opensergo.io/canary-gray": "gray"}, set); diff != "" {
-		t.Errorf("set (-want +got):\n%s", diff)
+	gray := map[string]string{"alicloud.service.tag": "gray", "opensergo.io/canary-gray": "gray"}
+	tests := map[string]struct {
+		labels  map[string]string
+		managed string
+		desired map[string]string
+		want    LabelChange
+	}{
+		"new canary pod": {
+			labels: map[string]string{"app": "a"}, desired: gray,
+			want: LabelChange{Set: gray, Managed: "alicloud.service.tag,opensergo.io/canary-gray"},
+		},
+		"already labelled by the pod template: not ours": {
+			labels: map[string]string{"app": "a", "alicloud.service.tag": "gray"}, desired: gray,
+			want: LabelChange{Set: map[string]string{"opensergo.io/canary-gray": "gray"}, Managed: "opensergo.io/canary-gray"},
+		},
+		"promoted: our labels go, the template's stay": {
+			labels:  map[string]string{"alicloud.service.tag": "gray", "opensergo.io/canary-gray": "gray", "ASM_TRAFFIC_TAG": "x"},
+			managed: "opensergo.io/canary-gray", desired: map[string]string{},
+			want: LabelChange{Set: map[string]string{}, Remove: []string{"opensergo.io/canary-gray"}},
+		},
+		"steady state": {
+			labels: gray, managed: "alicloud.service.tag,opensergo.io/canary-gray", desired: gray,
+			want: LabelChange{Set: map[string]string{}, Managed: "alicloud.service.tag,opensergo.io/canary-gray"},
+		},
+		"a managed label removed by hand is forgotten": {
+			labels: map[string]string{}, managed: "kruise-lanes.io/lane", desired: map[string]string{},
+			want: LabelChange{Set: map[string]string{}},
+		},
 	}
-	if diff := cmp.Diff([]string{"ASM_TRAFFIC_TAG", "opensergo.io/canary-old"}, remove); diff != "" {
-		t.Errorf("remove (-want +got):\n%s", diff)
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := LabelChanges(tc.labels, tc.managed, tc.desired)
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }

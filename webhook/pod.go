@@ -1,0 +1,100 @@
+// Package webhook is the Pod CREATE mutating admission handler of lanes-manager. It is thin glue:
+// it asks trafficrouting which lane labels a new pod gets and returns the patch. It reads only the
+// informer cache, never mutates a workload, and never rejects a pod: a broken lane becomes an
+// admission warning and an Event, and the pod is admitted as it is.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/record"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+)
+
+// Path is where the handler is served.
+const Path = "/mutate-lane-pod"
+
+// Outcome of one admission, as counted in metrics.
+type Outcome string
+
+// Outcomes.
+const (
+	OutcomeLabelled      Outcome = "labelled"
+	OutcomeUnchanged     Outcome = "unchanged"
+	OutcomeMisconfigured Outcome = "misconfigured"
+	OutcomeError         Outcome = "error"
+)
+
+// Observer receives what the handler did (metrics).
+type Observer interface {
+	Admission(outcome Outcome)
+	LabelsApplied(n int)
+	LabelsRemoved(n int)
+}
+
+// PodLabeler stamps lane labels on pods at creation.
+type PodLabeler struct {
+	Resolver *trafficrouting.Resolver
+	Decoder  admission.Decoder
+	Recorder record.EventRecorder
+	Observer Observer
+}
+
+var _ admission.Handler = &PodLabeler{}
+
+// Handle decides the lane labels of a new pod and patches them in.
+func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	log := logf.FromContext(ctx).WithName("lane-stamper")
+	if req.Operation != admissionv1.Create || req.Kind.Kind != "Pod" {
+		return admission.Allowed("not a pod creation")
+	}
+	pod := &corev1.Pod{}
+	if err := h.Decoder.Decode(req, pod); err != nil {
+		h.Observer.Admission(OutcomeError)
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err))
+	}
+	if pod.Namespace == "" {
+		pod.Namespace = req.Namespace
+	}
+	decision, err := h.Resolver.Decide(ctx, pod)
+	if err != nil {
+		log.Error(err, "cannot decide lane labels; the label reconciler will retry")
+		h.Observer.Admission(OutcomeError)
+		return admission.Allowed("").WithWarnings("kruise-lanes: lane labels not decided at creation (" + err.Error() + "); the label reconciler will retry")
+	}
+	if decision.Problem != nil {
+		h.Observer.Admission(OutcomeMisconfigured)
+		h.Recorder.Event(decision.Rollout, corev1.EventTypeWarning, "LaneMisconfigured", decision.Problem.Error())
+		return admission.Allowed("").WithWarnings("kruise-lanes: " + decision.Problem.Error())
+	}
+	if decision.Lane == nil {
+		h.Observer.Admission(OutcomeUnchanged)
+		return admission.Allowed("pod is in no lane")
+	}
+	current := pod.Annotations[trafficrouting.ManagedLabelsAnnotation]
+	change := trafficrouting.LabelChanges(pod.Labels, current, decision.Labels)
+	if change.IsEmpty(current) {
+		h.Observer.Admission(OutcomeUnchanged)
+		return admission.Allowed("lane labels already in place")
+	}
+	mutated := pod.DeepCopy()
+	change.Apply(mutated)
+	raw, err := json.Marshal(mutated)
+	if err != nil {
+		h.Observer.Admission(OutcomeError)
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encode pod: %w", err))
+	}
+	h.Observer.Admission(OutcomeLabelled)
+	h.Observer.LabelsApplied(len(change.Set))
+	h.Observer.LabelsRemoved(len(change.Remove))
+	log.V(1).Info("stamping lane labels", "lane", decision.Lane.Name, "role", decision.Role, "rollout", decision.Rollout.Name, "set", change.Set, "remove", change.Remove)
+	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+}

@@ -1,0 +1,235 @@
+package trafficrouting
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/openkruise/rollouts/api/v1alpha1"
+	"github.com/openkruise/rollouts/api/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// LabelObserver receives what the reconciler did (metrics).
+type LabelObserver interface {
+	LabelsApplied(n int)
+	LabelsRemoved(n int)
+	ReconcileError()
+}
+
+// PodLabelReconciler keeps every pod's lane labels as the lane decides: it labels lane pods the
+// webhook missed (created while it was unreachable), and removes the labels it manages from pods
+// whose revision became stable or whose Rollout left the lane or was deleted. It is level-based:
+// each reconcile computes the pod's labels from scratch.
+type PodLabelReconciler struct {
+	Client   client.Client
+	Resolver *Resolver
+	Recorder record.EventRecorder
+	Observer LabelObserver
+}
+
+// Reconcile brings one pod's lane labels to what its lane decides.
+func (r *PodLabelReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	log := logf.FromContext(ctx).WithName("lane-labels")
+	pod := &corev1.Pod{}
+	if err := r.Client.Get(ctx, req.NamespacedName, pod); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !pod.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, nil
+	}
+	decision, err := r.Resolver.Decide(ctx, pod)
+	if err != nil {
+		r.Observer.ReconcileError()
+		return reconcile.Result{}, fmt.Errorf("decide lane labels of pod %s: %w", req, err)
+	}
+	if decision.Problem != nil {
+		// A broken lane leaves its pods as they are; the webhook and the lane's Events say why.
+		return reconcile.Result{}, nil
+	}
+	current := pod.Annotations[ManagedLabelsAnnotation]
+	change := LabelChanges(pod.Labels, current, decision.Labels)
+	if change.IsEmpty(current) {
+		return reconcile.Result{}, nil
+	}
+	if err := r.Client.Patch(ctx, pod, client.RawPatch(types.MergePatchType, mergePatch(change))); err != nil {
+		r.Observer.ReconcileError()
+		return reconcile.Result{}, fmt.Errorf("patch lane labels of pod %s: %w", req, client.IgnoreNotFound(err))
+	}
+	r.Observer.LabelsApplied(len(change.Set))
+	r.Observer.LabelsRemoved(len(change.Remove))
+	log.Info("lane labels reconciled", "pod", req, "set", change.Set, "remove", change.Remove)
+	if decision.Rollout != nil {
+		r.Recorder.Eventf(decision.Rollout, corev1.EventTypeNormal, "LaneLabels", "pod %s: %s", pod.Name, describe(change))
+	}
+	return reconcile.Result{}, nil
+}
+
+func describe(c LabelChange) string {
+	var parts []string
+	for k, v := range c.Set {
+		parts = append(parts, fmt.Sprintf("set %s=%s", k, v))
+	}
+	for _, k := range c.Remove {
+		parts = append(parts, "removed "+k)
+	}
+	if len(parts) == 0 {
+		return "lane bookkeeping updated"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// mergePatch builds the JSON merge patch of a label change (null deletes a key).
+func mergePatch(c LabelChange) []byte {
+	lbls := map[string]any{}
+	for k, v := range c.Set {
+		lbls[k] = v
+	}
+	for _, k := range c.Remove {
+		lbls[k] = nil
+	}
+	var managed any
+	if c.Managed != "" {
+		managed = c.Managed
+	}
+	patch := map[string]any{"metadata": map[string]any{
+		"labels":      lbls,
+		"annotations": map[string]any{ManagedLabelsAnnotation: managed},
+	}}
+	b, _ := json.Marshal(patch) // maps of strings and nil always encode
+	return b
+}
+
+// SetupWithManager registers the reconciler: pods are reconciled when they change, and all pods
+// of a workload when its Rollout, its lane or its revisions change.
+func (r *PodLabelReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("lane-labels").
+		For(&corev1.Pod{}).
+		Watches(&v1beta1.Rollout{}, handler.EnqueueRequestsFromMapFunc(r.podsOfRollout)).
+		Watches(&v1alpha1.TrafficRouting{}, handler.EnqueueRequestsFromMapFunc(r.podsOfLane)).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.podsOfWorkload)).
+		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.podsOfWorkload))
+	if r.Resolver.CloneSets {
+		cs := &unstructured.Unstructured{}
+		cs.SetGroupVersionKind(CloneSetGVK)
+		b = b.Watches(cs, handler.EnqueueRequestsFromMapFunc(r.podsOfWorkload))
+	}
+	return b.Complete(r)
+}
+
+func (r *PodLabelReconciler) podsOfLane(ctx context.Context, obj client.Object) []reconcile.Request {
+	list := &v1beta1.RolloutList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+		logf.FromContext(ctx).Error(err, "list rollouts of lane", "lane", obj.GetName())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].Annotations[TrafficRoutingAnnotation] == obj.GetName() {
+			reqs = append(reqs, r.podsOfRollout(ctx, &list.Items[i])...)
+		}
+	}
+	return reqs
+}
+
+func (r *PodLabelReconciler) podsOfRollout(ctx context.Context, obj client.Object) []reconcile.Request {
+	rollout, ok := obj.(*v1beta1.Rollout)
+	if !ok {
+		return nil
+	}
+	ref := rollout.Spec.WorkloadRef
+	var workload client.Object
+	switch ref.Kind {
+	case "Deployment":
+		workload = &appsv1.Deployment{}
+	case "StatefulSet":
+		workload = &appsv1.StatefulSet{}
+	case "CloneSet":
+		if !r.Resolver.CloneSets {
+			return nil
+		}
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(CloneSetGVK)
+		workload = u
+	default:
+		return nil
+	}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rollout.Namespace, Name: ref.Name}, workload); err != nil {
+		return nil
+	}
+	reqs := r.podsOfWorkload(ctx, workload)
+	if ref.Kind == "Deployment" {
+		// Kruise's extra canary Deployments carry the stable Deployment's name in a label.
+		canaries := &appsv1.DeploymentList{}
+		if err := r.Client.List(ctx, canaries, client.InNamespace(rollout.Namespace), client.MatchingLabels{CanaryDeploymentLabel: ref.Name}); err == nil {
+			for i := range canaries.Items {
+				reqs = append(reqs, r.podsOfWorkload(ctx, &canaries.Items[i])...)
+			}
+		}
+	}
+	return reqs
+}
+
+func (r *PodLabelReconciler) podsOfWorkload(ctx context.Context, obj client.Object) []reconcile.Request {
+	var selector *metav1.LabelSelector
+	switch w := obj.(type) {
+	case *appsv1.Deployment:
+		selector = w.Spec.Selector
+	case *appsv1.StatefulSet:
+		selector = w.Spec.Selector
+	case *unstructured.Unstructured:
+		m, found, err := unstructured.NestedMap(w.Object, "spec", "selector")
+		if err != nil || !found {
+			return nil
+		}
+		selector = &metav1.LabelSelector{}
+		if err := runtimeFromMap(m, selector); err != nil {
+			return nil
+		}
+	}
+	if selector == nil {
+		return nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	if err != nil || sel.Empty() {
+		return nil
+	}
+	return r.podsMatching(ctx, obj.GetNamespace(), sel)
+}
+
+func (r *PodLabelReconciler) podsMatching(ctx context.Context, namespace string, sel labels.Selector) []reconcile.Request {
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		logf.FromContext(ctx).Error(err, "list pods of workload")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(pods.Items))
+	for i := range pods.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&pods.Items[i])})
+	}
+	return reqs
+}
+
+func runtimeFromMap(m map[string]any, out *metav1.LabelSelector) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode selector: %w", err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decode selector: %w", err)
+	}
+	return nil
+}

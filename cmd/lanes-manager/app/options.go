@@ -1,0 +1,116 @@
+// Package app is lanes-manager's command: flags, their validation, and run, which builds the
+// manager from them.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+)
+
+// Certificate modes.
+const (
+	// CertModeSelf: lanes-manager generates and rotates its serving certificate (CA in a Secret)
+	// and patches the CA into its MutatingWebhookConfiguration.
+	CertModeSelf = "self"
+	// CertModeFiles: the certificate is mounted from files (cert-manager) and the CA injected by
+	// someone else.
+	CertModeFiles = "files"
+)
+
+// Options are lanes-manager's flags.
+type Options struct {
+	MetricsAddr       string
+	ProbeAddr         string
+	LeaderElect       bool
+	LeaderElectionNS  string
+	WebhookHost       string
+	WebhookPort       int
+	CertDir           string
+	CertMode          string
+	CertSecret        string
+	Namespace         string
+	WebhookConfigName string
+	WebhookDNSName    string
+	LaneHeader        string
+	Dialects          string
+	BaseLabels        bool
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	return &Options{
+		MetricsAddr:       ":8080",
+		ProbeAddr:         ":8081",
+		LeaderElect:       true,
+		WebhookPort:       9443,
+		CertDir:           "/tmp/k8s-webhook-server/serving-certs",
+		CertMode:          CertModeSelf,
+		CertSecret:        "lanes-webhook-cert",
+		Namespace:         "lanes-system",
+		WebhookConfigName: "lanes-mutating-webhook-configuration",
+		LaneHeader:        "x-mse-tag",
+		Dialects:          "mse,opensergo",
+	}
+}
+
+// AddFlags registers the flags.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus metrics endpoint (0 disables it)")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "address of /healthz and /readyz")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect one leader among replicas for the controllers (the webhook is served by every replica)")
+	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "namespace of the leader election Lease (default: the manager's namespace)")
+	fs.StringVar(&o.WebhookHost, "webhook-host", o.WebhookHost, "address the webhook server listens on (default: all)")
+	fs.IntVar(&o.WebhookPort, "webhook-port", o.WebhookPort, "port of the webhook server")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory of the serving certificate (tls.crt, tls.key)")
+	fs.StringVar(&o.CertMode, "cert-mode", o.CertMode, "self: generate and rotate the serving certificate; files: use the files in --cert-dir (cert-manager)")
+	fs.StringVar(&o.CertSecret, "cert-secret", o.CertSecret, "Secret that holds the CA and serving certificate in --cert-mode=self")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace of the manager (certificate Secret, leader election)")
+	fs.StringVar(&o.WebhookConfigName, "webhook-configuration", o.WebhookConfigName, "MutatingWebhookConfiguration whose caBundle --cert-mode=self keeps current")
+	fs.StringVar(&o.WebhookDNSName, "webhook-dns-name", o.WebhookDNSName, "DNS name in the serving certificate (default: lanes-webhook.<namespace>.svc)")
+	fs.StringVar(&o.LaneHeader, "lane-header", o.LaneHeader, "default lane header whose injected value is a lane's tag")
+	fs.StringVar(&o.Dialects, "dialects", o.Dialects, "default label dialects, comma separated: "+strings.Join(trafficrouting.DialectNames(), ", "))
+	fs.BoolVar(&o.BaseLabels, "base-labels", o.BaseLabels, "by default, label the stable pods of lane members with the dialects' base labels")
+}
+
+// Validate checks the flags and says what to change.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.CertMode != CertModeSelf && o.CertMode != CertModeFiles {
+		errs = append(errs, fmt.Errorf("--cert-mode %q: use self or files", o.CertMode))
+	}
+	if o.WebhookPort <= 0 || o.WebhookPort > 65535 {
+		errs = append(errs, fmt.Errorf("--webhook-port %d is not a port", o.WebhookPort))
+	}
+	if o.Namespace == "" {
+		errs = append(errs, errors.New("--namespace is required"))
+	}
+	if _, err := o.Defaults(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Defaults are the lane defaults the flags set.
+func (o *Options) Defaults() (trafficrouting.Defaults, error) {
+	dialects, err := trafficrouting.ParseDialects(o.Dialects)
+	if err != nil {
+		return trafficrouting.Defaults{}, fmt.Errorf("--dialects: %w", err)
+	}
+	if len(dialects) == 0 {
+		return trafficrouting.Defaults{}, errors.New("--dialects needs at least one dialect")
+	}
+	return trafficrouting.Defaults{LaneHeader: o.LaneHeader, Dialects: dialects, BaseLabels: o.BaseLabels}, nil
+}
+
+// DNSName is the name the serving certificate is issued for.
+func (o *Options) DNSName() string {
+	if o.WebhookDNSName != "" {
+		return o.WebhookDNSName
+	}
+	return "lanes-webhook." + o.Namespace + ".svc"
+}

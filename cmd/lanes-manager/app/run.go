@@ -1,0 +1,169 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	"github.com/openkruise/rollouts/api/v1alpha1"
+	"github.com/openkruise/rollouts/api/v1beta1"
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+	"github.com/kruise-lanes/kruise-lanes/webhook"
+)
+
+// NewCommand builds lanes-manager's cobra command.
+func NewCommand() *cobra.Command {
+	o := NewOptions()
+	zapOpts := &zap.Options{}
+	cmd := &cobra.Command{
+		Use:          "lanes-manager",
+		Short:        "Kruise Lanes: lane-label webhook and controllers",
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			logger := zap.New(zap.UseFlagOptions(zapOpts))
+			ctrl.SetLogger(logger)
+			klog.SetLogger(logger)
+			return run(cmd.Context(), o)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	goFlags := flagSetFor(zapOpts)
+	cmd.Flags().AddGoFlagSet(goFlags)
+	return cmd
+}
+
+func newScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, v1beta1.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, fmt.Errorf("build scheme: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func run(ctx context.Context, o *Options) error {
+	log := ctrl.Log.WithName("setup")
+	defaults, err := o.Defaults()
+	if err != nil {
+		return err
+	}
+	scheme, err := newScheme()
+	if err != nil {
+		return err
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	leNamespace := o.LeaderElectionNS
+	if leNamespace == "" {
+		leNamespace = o.Namespace
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionID:        "lanes-manager.kruise-lanes.io",
+		LeaderElectionNamespace: leNamespace,
+		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir}),
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1beta1.Rollout{}, trafficrouting.RolloutWorkloadIndex, trafficrouting.IndexRolloutWorkload); err != nil {
+		return fmt.Errorf("index rollouts by workload: %w", err)
+	}
+	m, err := newMetrics(crmetrics.Registry)
+	if err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	_, mapErr := mgr.GetRESTMapper().RESTMapping(trafficrouting.CloneSetGVK.GroupKind(), trafficrouting.CloneSetGVK.Version)
+	cloneSets := mapErr == nil
+	log.Info("workload kinds", "cloneSets", cloneSets)
+	resolver := &trafficrouting.Resolver{Reader: mgr.GetCache(), Defaults: defaults, CloneSets: cloneSets}
+
+	if err := (&trafficrouting.PodLabelReconciler{
+		Client: mgr.GetClient(), Resolver: resolver, Recorder: mgr.GetEventRecorderFor("lanes-manager"), Observer: m,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the lane label reconciler: %w", err)
+	}
+
+	certsReady := make(chan struct{})
+	if o.CertMode == CertModeSelf {
+		if err := rotator.AddRotator(mgr, &rotator.CertRotator{
+			SecretKey:      types.NamespacedName{Namespace: o.Namespace, Name: o.CertSecret},
+			CertDir:        o.CertDir,
+			CAName:         "kruise-lanes-ca",
+			CAOrganization: "kruise-lanes",
+			DNSName:        o.DNSName(),
+			IsReady:        certsReady,
+			Webhooks:       []rotator.WebhookInfo{{Name: o.WebhookConfigName, Type: rotator.Mutating}},
+		}); err != nil {
+			return fmt.Errorf("set up certificate rotation: %w", err)
+		}
+	} else {
+		close(certsReady)
+	}
+	labeler := &webhook.PodLabeler{
+		Resolver: resolver,
+		Decoder:  admission.NewDecoder(scheme),
+		Recorder: mgr.GetEventRecorderFor("lanes-webhook"),
+		Observer: m,
+	}
+	// The webhook server starts only once its certificate exists; until then /readyz fails.
+	webhookStarted := make(chan struct{})
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		select {
+		case <-certsReady:
+		case <-ctx.Done():
+			return nil
+		}
+		mgr.GetWebhookServer().Register(webhook.Path, &admission.Webhook{Handler: labeler})
+		close(webhookStarted)
+		log.Info("webhook registered", "path", webhook.Path)
+		<-ctx.Done()
+		return nil
+	})); err != nil {
+		return fmt.Errorf("add webhook registration: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("add healthz: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook", func(req *http.Request) error {
+		select {
+		case <-webhookStarted:
+			return mgr.GetWebhookServer().StartedChecker()(req)
+		default:
+			return errors.New("webhook certificate not ready")
+		}
+	}); err != nil {
+		return fmt.Errorf("add readyz: %w", err)
+	}
+	log.Info("starting", "certMode", o.CertMode, "dnsName", o.DNSName(), "laneHeader", defaults.LaneHeader, "dialects", o.Dialects)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("run manager: %w", err)
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -181,6 +182,14 @@ func TestMSELaneSeed002(t *testing.T) {
 		}
 	}
 
+	// Kruise gives even an untouched Rollout a canary status (state Completed, no canary
+	// replicas); B's must not change while A and C are released.
+	roBBefore := &rolloutsv1alpha1.Rollout{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: rolloutOf[svcB]}, roBBefore); err != nil {
+		t.Fatal(err)
+	}
+	bBefore := roBBefore.Status.CanaryStatus
+
 	// Release A and C; B keeps its image.
 	for _, svc := range []string{svcA, svcC} {
 		setImage(t, client.ObjectKey{Namespace: ns, Name: svc}, seedImage(svc, newTag))
@@ -228,13 +237,17 @@ func TestMSELaneSeed002(t *testing.T) {
 		t.Errorf("canary ingress backends = %v, want only the stable Service %s", got, svcA)
 	}
 
-	// B is untouched: no canary status, no canary workload, two stable pods.
+	// B is untouched: its Rollout still Healthy with the same (finished) canary status it had
+	// before, no canary workload, its two stable pods.
 	roB := &rolloutsv1alpha1.Rollout{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: rolloutOf[svcB]}, roB); err != nil {
 		t.Fatal(err)
 	}
-	if roB.Status.Phase != rolloutsv1alpha1.RolloutPhaseHealthy || roB.Status.CanaryStatus != nil {
-		t.Errorf("rollout-b: phase %q, canary status %+v; want Healthy with no canary", roB.Status.Phase, roB.Status.CanaryStatus)
+	if roB.Status.Phase != rolloutsv1alpha1.RolloutPhaseHealthy {
+		t.Errorf("rollout-b: phase %q, want Healthy", roB.Status.Phase)
+	}
+	if diff := cmp.Diff(bBefore, roB.Status.CanaryStatus); diff != "" {
+		t.Errorf("rollout-b canary status changed while A and C were released (-before +after):\n%s", diff)
 	}
 	if err := framework.WaitForReadyPods(ctx, c, ns, map[string]string{"app": svcB}, stepTimeout,
 		map[string]int{seedImage(svcB, oldTag): 2}); err != nil {

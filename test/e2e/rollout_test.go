@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,8 +21,8 @@ import (
 const stepTimeout = 90 * time.Second
 
 // TestPartitionRolloutOnDeployment releases a new image of a Deployment through a v1beta1 Rollout
-// in partition style (Kruise's AdvancedDeployment gate): 1 pod, then 50%, then 100%, pausing for
-// approval after every step, approved exactly as kubectl-kruise does.
+// in partition style (Kruise's AdvancedDeployment gate): 1 pod, then 50%, then 100%, each step with
+// `pause: {}`, approved exactly as kubectl-kruise does.
 func TestPartitionRolloutOnDeployment(t *testing.T) {
 	ctx := t.Context()
 	c := cluster.Client
@@ -65,14 +66,15 @@ func TestPartitionRolloutOnDeployment(t *testing.T) {
 
 	setImage(t, key, newImage)
 
-	// Each step: the canary is paused with exactly that many Ready new pods, the rest still old.
-	for i, want := range []struct {
+	// Steps 1 and 2: the canary is paused with exactly that many Ready new pods, the rest still old.
+	// Step 3 never pauses: Kruise v0.6.2 treats a last step of "100%" as done as soon as it is
+	// reached, whatever its pause says (doCanaryPaused), so the second approval completes the release.
+	for _, want := range []struct {
 		step          int32
 		canary, older int
 	}{
 		{step: 1, canary: 1, older: 3},
 		{step: 2, canary: 2, older: 2},
-		{step: 3, canary: 4, older: 0},
 	} {
 		if _, err := framework.WaitForRollout(ctx, c, key, stepTimeout, "to pause at its step", framework.RolloutPausedAt(want.step)); err != nil {
 			t.Fatal(err)
@@ -82,7 +84,7 @@ func TestPartitionRolloutOnDeployment(t *testing.T) {
 			pods[oldImage] = want.older
 		}
 		if err := framework.WaitForReadyPods(ctx, c, ns, selector, stepTimeout, pods); err != nil {
-			t.Fatalf("step %d: %v", i+1, err)
+			t.Fatalf("step %d: %v", want.step, err)
 		}
 		if err := framework.ApproveRollout(ctx, c, key); err != nil {
 			t.Fatal(err)
@@ -109,7 +111,7 @@ func setImage(t *testing.T, key client.ObjectKey, image string) {
 	t.Helper()
 	patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"` + key.Name + `","image":"` + image + `"}]}}}}`)
 	d := deployment(key.Namespace, key.Name, "", 0)
-	if err := cluster.Client.Patch(t.Context(), d, client.RawPatch("application/strategic-merge-patch+json", patch)); err != nil {
+	if err := cluster.Client.Patch(t.Context(), d, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 		t.Fatalf("setting the image of %s: %v", key, err)
 	}
 }

@@ -71,15 +71,17 @@ module_dir() {
 
 # stage_kruise — copies out of the read-only module cache what the Kruise manager reads at run time:
 # lua_configuration/ (resolved relative to its working directory), its CRDs, and its webhook
-# configurations renamed to the names the manager patches (the kustomize prefix is not applied).
+# configurations renamed to the names the manager patches (the kustomize prefix is not applied),
+# beside the kustomize patch that gives those webhooks their objectSelectors (the harness merges it).
+# Bump layout when what is staged changes.
 stage_kruise() {
-	local src dst="$out/kruise-rollouts"
+	local src dst="$out/kruise-rollouts" layout=2
 	src="$(module_dir kruise github.com/openkruise/rollouts)"
 	if [[ -z "$src" ]]; then
 		echo "cannot locate github.com/openkruise/rollouts in the module cache" >&2
 		exit 1
 	fi
-	if [[ -f "$dst/.source" && "$(cat "$dst/.source")" == "$src" ]]; then
+	if [[ -f "$dst/.source" && "$(cat "$dst/.source")" == "$src layout=$layout" ]]; then
 		printf '%-8s staged files up to date\n' kruise
 		return
 	fi
@@ -90,10 +92,11 @@ stage_kruise() {
 	sed -e 's/^  name: mutating-webhook-configuration$/  name: kruise-rollout-mutating-webhook-configuration/' \
 		-e 's/^  name: validating-webhook-configuration$/  name: kruise-rollout-validating-webhook-configuration/' \
 		"$src/config/webhook/manifests.yaml" >"$dst/webhook/manifests.yaml"
+	cp "$src/config/webhook/patch_manifests.yaml" "$dst/webhook/patch_manifests.yaml"
 	chmod -R u+w "$dst"
 	grep -q 'name: kruise-rollout-mutating-webhook-configuration' "$dst/webhook/manifests.yaml"
 	grep -q 'name: kruise-rollout-validating-webhook-configuration' "$dst/webhook/manifests.yaml"
-	echo "$src" >"$dst/.source"
+	echo "$src layout=$layout" >"$dst/.source"
 	printf '%-8s staged lua_configuration, CRDs and webhook manifests from %s\n' kruise "$src"
 }
 

@@ -88,8 +88,16 @@ func startKruise(ctx context.Context, sup *Supervisor, c client.Client, toolsBin
 	if err != nil {
 		return nil, err
 	}
+	patches, err := ReadYAMLFiles(filepath.Join(staged, "webhook", "patch_manifests.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	selectors, err := webhookObjectSelectors(patches)
+	if err != nil {
+		return nil, err
+	}
 	for _, wh := range webhooks {
-		if err := pointWebhooksAt(wh, webhookBase); err != nil {
+		if err := pointWebhooksAt(wh, webhookBase, selectors); err != nil {
 			return nil, err
 		}
 	}
@@ -140,9 +148,12 @@ func startKruise(ctx context.Context, sup *Supervisor, c client.Client, toolsBin
 }
 
 // pointWebhooksAt replaces the in-cluster Service reference of every webhook in a
-// Mutating/ValidatingWebhookConfiguration with a URL on base. Kruise overwrites the client configs
-// with its own CA once it runs; this only makes them valid before it does.
-func pointWebhooksAt(cfg *unstructured.Unstructured, base string) error {
+// Mutating/ValidatingWebhookConfiguration with a URL on base (Kruise overwrites the client configs
+// with its own CA once it runs; this only makes them valid before it does), and sets the
+// objectSelector Kruise's kustomize patch gives the webhook. Without those selectors the raw
+// manifest's unified-workload webhook intercepts every CREATE and UPDATE of every resource, even
+// the manager's own update of its CRDs before its webhook server is up, and it never starts.
+func pointWebhooksAt(cfg *unstructured.Unstructured, base string, selectors map[string]map[string]any) error {
 	hooks, _, err := unstructured.NestedSlice(cfg.Object, "webhooks")
 	if err != nil {
 		return fmt.Errorf("reading webhooks of %s: %w", cfg.GetName(), err)
@@ -154,9 +165,34 @@ func pointWebhooksAt(cfg *unstructured.Unstructured, base string) error {
 		}
 		path, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "path")
 		hook["clientConfig"] = map[string]any{"url": base + path}
+		if sel, ok := selectors[fmt.Sprint(hook["name"])]; ok {
+			hook["objectSelector"] = sel
+		}
 		hooks[i] = hook
 	}
 	return unstructured.SetNestedSlice(cfg.Object, hooks, "webhooks")
+}
+
+// webhookObjectSelectors reads the objectSelector of each webhook, by name, from Kruise's kustomize
+// patch config/webhook/patch_manifests.yaml.
+func webhookObjectSelectors(patches []*unstructured.Unstructured) (map[string]map[string]any, error) {
+	out := map[string]map[string]any{}
+	for _, p := range patches {
+		hooks, _, err := unstructured.NestedSlice(p.Object, "webhooks")
+		if err != nil {
+			return nil, fmt.Errorf("reading webhook patch %s: %w", p.GetName(), err)
+		}
+		for _, h := range hooks {
+			hook, _ := h.(map[string]any)
+			if sel, ok := hook["objectSelector"].(map[string]any); ok {
+				out[fmt.Sprint(hook["name"])] = sel
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no webhook objectSelector found in Kruise's patch_manifests.yaml")
+	}
+	return out, nil
 }
 
 // kruiseWebhooksRegistered reports whether Kruise has written its CA into both webhook

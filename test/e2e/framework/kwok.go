@@ -23,15 +23,17 @@ const (
 	kwokNodeAnnotation = "kwok.x-k8s.io/node"
 )
 
-// kwokStageFiles are the Stage definitions, relative to the kwok module's kustomize/stage folder:
+// kwokStageFiles lists the Stage definitions, relative to the kwok module's kustomize/stage folder:
 // a Node turns Ready and keeps heart-beating; a scheduled Pod turns Running and Ready at once, a
 // deleted one goes away.
-var kwokStageFiles = []string{
-	"node/fast/node-initialize.yaml",
-	"node/heartbeat/node-heartbeat.yaml",
-	"pod/fast/pod-ready.yaml",
-	"pod/fast/pod-complete.yaml",
-	"pod/fast/pod-delete.yaml",
+func kwokStageFiles() []string {
+	return []string{
+		"node/fast/node-initialize.yaml",
+		"node/heartbeat/node-heartbeat.yaml",
+		"pod/fast/pod-ready.yaml",
+		"pod/fast/pod-complete.yaml",
+		"pod/fast/pod-delete.yaml",
+	}
 }
 
 // startKwok writes kwok's stage configuration from the pinned kwok module, starts kwok, registers
@@ -43,7 +45,7 @@ func startKwok(ctx context.Context, sup *Supervisor, c client.Client, toolsBin, 
 	}
 	// kwok reads one multi-document file; a document without its "---" separator is silently lost.
 	var stages bytes.Buffer
-	for _, f := range kwokStageFiles {
+	for _, f := range kwokStageFiles() {
 		data, err := os.ReadFile(filepath.Join(moduleDir, "kustomize", "stage", f))
 		if err != nil {
 			return fmt.Errorf("reading kwok stage: %w", err)

@@ -22,14 +22,15 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 	var last error
 	for {
 		done, err := cond(ctx)
-		if err != nil {
-			var perm *permanentError
-			if errors.As(err, &perm) {
-				return fmt.Errorf("waiting for %s: %w", what, perm.err)
-			}
-			last = err
-		} else if done {
+		switch {
+		case err == nil && done:
 			return nil
+		case err == nil:
+		case errors.As(err, new(*permanentError)):
+			return fmt.Errorf("waiting for %s: %w", what, errors.Unwrap(err))
+		case ctx.Err() == nil || last == nil:
+			// An error caused by the deadline itself would hide what was seen before it.
+			last = err
 		}
 		select {
 		case <-ctx.Done():

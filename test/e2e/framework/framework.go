@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,8 +27,14 @@ import (
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 )
 
-// stopGrace is how long a component gets to exit after SIGTERM before it is killed.
-const stopGrace = 5 * time.Second
+const (
+	// stopGrace is how long a component gets to exit after SIGTERM before it is killed.
+	stopGrace = 5 * time.Second
+	// workDirPrefix names the temporary work directories (etcd data, certificates, logs).
+	workDirPrefix = "lanes-e2e-"
+	// ownerFile in a work directory holds the pid of the test binary that owns it.
+	ownerFile = "owner.pid"
+)
 
 // Options configure a Cluster. The zero value finds everything from the environment.
 type Options struct {
@@ -149,9 +156,13 @@ func newCluster(opts Options) (*Cluster, error) {
 	if c.ArtifactsDir == "" {
 		c.ArtifactsDir = filepath.Join(c.RepoRoot, "test", "e2e", "artifacts")
 	}
-	c.dir, err = os.MkdirTemp("", "lanes-e2e-")
+	removeAbandonedWorkDirs()
+	c.dir, err = os.MkdirTemp("", workDirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("creating the work directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(c.dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return nil, fmt.Errorf("recording the work directory's owner: %w", err)
 	}
 	c.sup, err = NewSupervisor(filepath.Join(c.dir, "logs"))
 	if err != nil {
@@ -225,6 +236,26 @@ func (c *Cluster) stop(keepLogs bool) error {
 		}
 	})
 	return c.stopErr
+}
+
+// removeAbandonedWorkDirs deletes the work directories of test binaries that died without cleaning
+// up (a panic or SIGKILL ends their processes but cannot run Go code). Directories of live test
+// binaries, or without an owner file, are left alone.
+func removeAbandonedWorkDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), workDirPrefix+"*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // Scheme returns a scheme with client-go's types and Kruise's rollouts.kruise.io v1alpha1 and v1beta1.

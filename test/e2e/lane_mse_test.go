@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -204,6 +205,13 @@ func TestMSELaneSeed002(t *testing.T) {
 			map[string]int{seedImage(svc, oldTag): 2, seedImage(svc, newTag): 1}); err != nil {
 			t.Fatal(err)
 		}
+		// A v1alpha1 Rollout without rolling-style: partition converts to enableExtraWorkloadForCanary:
+		// the canary runs in a separate Deployment, and only there does Kruise apply
+		// patchPodTemplateMetadata, so the canary pod carries the seed's lane labels.
+		assertExtraWorkloadCanary(t, ns, svc, seedImage(svc, newTag), map[string]string{
+			"alicloud.service.tag":     "gray",
+			"opensergo.io/canary-gray": "gray",
+		})
 	}
 	if _, err := framework.WaitForTrafficRoutingPhase(ctx, c, trKey, stepTimeout, rolloutsv1alpha1.TrafficRoutingPhaseProgressing); err != nil {
 		t.Fatal(err)
@@ -324,4 +332,37 @@ func deploymentsFor(t *testing.T, namespace, app string) int {
 		}
 	}
 	return n
+}
+
+// assertExtraWorkloadCanary checks that Kruise released svc through one canary Deployment (label
+// rollouts.kruise.io/canary-deployment=<svc>) whose pods run image and carry labels.
+func assertExtraWorkloadCanary(t *testing.T, namespace, svc, image string, labels map[string]string) {
+	t.Helper()
+	ctx := t.Context()
+	canaries := &appsv1.DeploymentList{}
+	if err := cluster.Client.List(ctx, canaries, client.InNamespace(namespace), client.MatchingLabels{"rollouts.kruise.io/canary-deployment": svc}); err != nil {
+		t.Fatalf("listing canary deployments of %s: %v", svc, err)
+	}
+	if len(canaries.Items) != 1 {
+		t.Fatalf("found %d canary Deployments for %s, want 1", len(canaries.Items), svc)
+	}
+	pods := &corev1.PodList{}
+	if err := cluster.Client.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabels{"app": svc}); err != nil {
+		t.Fatalf("listing pods of %s: %v", svc, err)
+	}
+	found := 0
+	for _, p := range pods.Items {
+		if p.Spec.Containers[0].Image != image {
+			continue
+		}
+		found++
+		for k, v := range labels {
+			if p.Labels[k] != v {
+				t.Errorf("canary pod %s: label %s = %q, want %q", p.Name, k, p.Labels[k], v)
+			}
+		}
+	}
+	if found == 0 {
+		t.Errorf("no pod of %s runs %s", svc, image)
+	}
 }

@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/kruise-lanes/kruise-lanes/luascripts"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
@@ -24,21 +26,25 @@ const (
 
 // Options are lanes-manager's flags.
 type Options struct {
-	MetricsAddr       string
-	ProbeAddr         string
-	LeaderElect       bool
-	LeaderElectionNS  string
-	WebhookHost       string
-	WebhookPort       int
-	CertDir           string
-	CertMode          string
-	CertSecret        string
-	Namespace         string
-	WebhookConfigName string
-	WebhookDNSName    string
-	LaneHeader        string
-	Dialects          string
-	BaseLabels        bool
+	MetricsAddr        string
+	ProbeAddr          string
+	LeaderElect        bool
+	LeaderElectionNS   string
+	WebhookHost        string
+	WebhookPort        int
+	CertDir            string
+	CertMode           string
+	CertSecret         string
+	Namespace          string
+	WebhookConfigName  string
+	WebhookDNSName     string
+	LaneHeader         string
+	Dialects           string
+	BaseLabels         bool
+	KruiseNamespace    string
+	Providers          string
+	ProviderPrefix     string
+	OverwriteProviders bool
 }
 
 // NewOptions returns the defaults.
@@ -55,6 +61,8 @@ func NewOptions() *Options {
 		WebhookConfigName: "lanes-mutating-webhook-configuration",
 		LaneHeader:        "x-mse-tag",
 		Dialects:          "mse,opensergo",
+		KruiseNamespace:   "kruise-rollout",
+		Providers:         "mse,higress",
 	}
 }
 
@@ -75,6 +83,31 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LaneHeader, "lane-header", o.LaneHeader, "default lane header whose injected value is a lane's tag")
 	fs.StringVar(&o.Dialects, "dialects", o.Dialects, "default label dialects, comma separated: "+strings.Join(trafficrouting.DialectNames(), ", "))
 	fs.BoolVar(&o.BaseLabels, "base-labels", o.BaseLabels, "by default, label the stable pods of lane members with the dialects' base labels")
+	fs.StringVar(&o.KruiseNamespace, "kruise-namespace", o.KruiseNamespace, "namespace of Kruise Rollouts and its kruise-rollout-configuration ConfigMap")
+	fs.StringVar(&o.Providers, "providers", o.Providers, "ingress providers to install into Kruise's ConfigMap, comma separated (empty: install none)")
+	fs.StringVar(&o.ProviderPrefix, "provider-class-prefix", o.ProviderPrefix, "install providers under class types <prefix><class> (e.g. lanes-mse) instead of replacing Kruise's built-in class names")
+	fs.BoolVar(&o.OverwriteProviders, "overwrite-providers", o.OverwriteProviders, "take over provider keys that someone else set in Kruise's ConfigMap")
+}
+
+// ProviderScripts maps the ConfigMap keys to install to their scripts.
+func (o *Options) ProviderScripts() (map[string]string, error) {
+	out := map[string]string{}
+	for _, class := range strings.Split(o.Providers, ",") {
+		class = strings.TrimSpace(class)
+		if class == "" {
+			continue
+		}
+		script, err := luascripts.Ingress(class)
+		if err != nil {
+			return nil, fmt.Errorf("--providers: no provider %q; available: %s", class, strings.Join(luascripts.IngressProviders(), ", "))
+		}
+		key := "lua.traffic.routing.ingress." + o.ProviderPrefix + class
+		if msgs := validation.IsConfigMapKey(key); len(msgs) > 0 {
+			return nil, fmt.Errorf("--provider-class-prefix %q makes key %q, which is not a ConfigMap key: %s", o.ProviderPrefix, key, strings.Join(msgs, "; "))
+		}
+		out[key] = string(script)
+	}
+	return out, nil
 }
 
 // Validate checks the flags and says what to change.
@@ -90,6 +123,9 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("--namespace is required"))
 	}
 	if _, err := o.Defaults(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.ProviderScripts(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

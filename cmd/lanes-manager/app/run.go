@@ -23,6 +23,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/kruise-lanes/kruise-lanes/plugin"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 	"github.com/kruise-lanes/kruise-lanes/webhook"
 )
@@ -47,8 +48,8 @@ func NewCommand() *cobra.Command {
 		},
 	}
 	o.AddFlags(cmd.Flags())
-	goFlags := flagSetFor(zapOpts)
-	cmd.Flags().AddGoFlagSet(goFlags)
+	cmd.Flags().AddGoFlagSet(flagSetFor(zapOpts))
+	cmd.AddCommand(newRemoveProvidersCommand())
 	return cmd
 }
 
@@ -160,6 +161,18 @@ func run(ctx context.Context, o *Options) error {
 		}
 	}); err != nil {
 		return fmt.Errorf("add readyz: %w", err)
+	}
+	scripts, err := o.ProviderScripts()
+	if err != nil {
+		return err
+	}
+	if len(scripts) > 0 {
+		if err := mgr.Add(&providerInstaller{
+			installer: &plugin.Installer{Client: mgr.GetClient(), Namespace: o.KruiseNamespace, Scripts: scripts, Overwrite: o.OverwriteProviders},
+			recorder:  mgr.GetEventRecorderFor("lanes-manager"),
+		}); err != nil {
+			return fmt.Errorf("add provider installer: %w", err)
+		}
 	}
 	log.Info("starting", "certMode", o.CertMode, "dnsName", o.DNSName(), "laneHeader", defaults.LaneHeader, "dialects", o.Dialects)
 	if err := mgr.Start(ctx); err != nil {

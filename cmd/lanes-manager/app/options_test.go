@@ -1,0 +1,68 @@
+package app
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestOptionsDefaultsAreValid(t *testing.T) {
+	o := NewOptions()
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := o.Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.LaneHeader != "x-mse-tag" || len(d.Dialects) != 2 {
+		t.Errorf("defaults %+v", d)
+	}
+	if o.DNSName() != "lanes-webhook.lanes-system.svc" {
+		t.Errorf("DNSName %q", o.DNSName())
+	}
+}
+
+func TestProviderScriptsKeys(t *testing.T) {
+	o := NewOptions()
+	o.ProviderPrefix = "lanes-"
+	scripts, err := o.ProviderScripts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := slices.Sorted(maps.Keys(scripts))
+	if diff := cmp.Diff([]string{"lua.traffic.routing.ingress.lanes-higress", "lua.traffic.routing.ingress.lanes-mse"}, keys); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+	o.Providers = ""
+	if scripts, err := o.ProviderScripts(); err != nil || len(scripts) != 0 {
+		t.Errorf("empty --providers: %v %v", scripts, err)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	tests := map[string]struct {
+		mutate func(*Options)
+		want   string
+	}{
+		"cert mode":  {func(o *Options) { o.CertMode = "acme" }, `--cert-mode "acme": use self or files`},
+		"port":       {func(o *Options) { o.WebhookPort = 0 }, "--webhook-port 0 is not a port"},
+		"dialect":    {func(o *Options) { o.Dialects = "mse,nacos" }, `unknown label dialect "nacos"`},
+		"no dialect": {func(o *Options) { o.Dialects = " , " }, "--dialects needs at least one dialect"},
+		"provider":   {func(o *Options) { o.Providers = "nginx" }, `no provider "nginx"`},
+		"namespace":  {func(o *Options) { o.Namespace = "" }, "--namespace is required"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			o := NewOptions()
+			tc.mutate(o)
+			err := o.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 // TestMeshCRDsServed checks that the Gateway API and Istio CRDs the harness installs for the
 // east-west lane scenarios are served: an HTTPRoute and a VirtualService can be created.
 func TestMeshCRDsServed(t *testing.T) {
+	t.Parallel()
 	ns := cluster.Namespace(t)
 	for name, obj := range map[string]map[string]any{
 		"HTTPRoute": {

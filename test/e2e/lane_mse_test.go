@@ -138,6 +138,7 @@ func seedImage(svc, version string) string {
 // provider installed in kruise-rollout-configuration: new images for A and C open the lane on A's
 // Ingress, B stays untouched, and approving A and C closes it again.
 func TestMSELaneSeed002(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := cluster.Client
 	ns := cluster.Namespace(t)

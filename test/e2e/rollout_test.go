@@ -24,6 +24,7 @@ const stepTimeout = 90 * time.Second
 // in partition style (Kruise's AdvancedDeployment gate): 1 pod, then 50%, then 100%, each step with
 // `pause: {}`, approved exactly as kubectl-kruise does.
 func TestPartitionRolloutOnDeployment(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := cluster.Client
 	ns := cluster.Namespace(t)

@@ -316,7 +316,7 @@ func (c *Cluster) KruiseRunning() error {
 	if c.kruise == nil || c.kruise.Running() {
 		return nil
 	}
-	return fmt.Errorf("kruise-rollouts-manager exited (%v); see %s", c.kruise.ExitErr(), c.kruise.LogPath())
+	return fmt.Errorf("kruise-rollouts-manager exited (log: %s): %w", c.kruise.LogPath(), c.kruise.ExitErr())
 }
 
 func namespacePrefix(testName string) string {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,7 +47,7 @@ func kruiseConvertedCRDs() map[string]bool {
 func startKruise(ctx context.Context, sup *Supervisor, c client.Client, toolsBin, dir, kubeconfig string) (*Process, error) {
 	staged := filepath.Join(toolsBin, "kruise-rollouts")
 	if _, err := os.Stat(filepath.Join(staged, "lua_configuration")); err != nil {
-		return nil, fmt.Errorf("Kruise's staged files are missing (run make tools): %w", err)
+		return nil, fmt.Errorf("the staged files of the Kruise manager are missing (run make tools): %w", err)
 	}
 	ports, err := freePorts(3)
 	if err != nil {
@@ -134,7 +133,7 @@ func startKruise(ctx context.Context, sup *Supervisor, c client.Client, toolsBin
 	}
 	err = WaitFor(ctx, 60*time.Second, "Kruise's webhooks to be served and registered", func(ctx context.Context) (bool, error) {
 		if !p.Running() {
-			return false, Permanent(fmt.Errorf("kruise-rollouts-manager exited: %v", p.ExitErr()))
+			return false, Permanent(fmt.Errorf("kruise-rollouts-manager exited (log: %s): %w", p.LogPath(), p.ExitErr()))
 		}
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", "127.0.0.1:"+strconv.Itoa(webhookPort),
 			&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only probing that the server speaks TLS
@@ -291,7 +290,7 @@ func SetKruiseConfiguration(ctx context.Context, c client.Client, key, value str
 	}
 	cm.Data[key] = value
 	if err := c.Update(ctx, cm); err != nil {
-		return fmt.Errorf("updating %s/%s key %s: %w", KruiseNamespace, KruiseConfigMap, strings.TrimSpace(key), err)
+		return fmt.Errorf("updating %s/%s key %s: %w", KruiseNamespace, KruiseConfigMap, key, err)
 	}
 	return nil
 }

@@ -156,8 +156,17 @@ func (p *Process) LogPath() string { return p.logPath }
 // Exited is closed when the process has ended.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
 
-// ExitErr reports how the process ended; it is meaningful only after Exited is closed.
-func (p *Process) ExitErr() error { return p.waitErr }
+// ExitErr reports how the process ended, as an error even for a clean exit (any exit of a
+// component is unexpected); it is nil while the process runs.
+func (p *Process) ExitErr() error {
+	if p.Running() {
+		return nil
+	}
+	if p.waitErr != nil {
+		return fmt.Errorf("%s ended: %w", p.spec.Name, p.waitErr)
+	}
+	return fmt.Errorf("%s exited with status 0", p.spec.Name)
+}
 
 // Running reports whether the process has not ended yet.
 func (p *Process) Running() bool {

@@ -70,6 +70,7 @@ type Cluster struct {
 	dir    string
 	sup    *Supervisor
 	kruise *Process
+	lanes  lanesBinary
 
 	stopOnce sync.Once
 	stopErr  error

@@ -1,0 +1,185 @@
+//go:build e2e
+
+package framework
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Names the suite gives lanes-manager's objects.
+const (
+	LanesNamespace         = "lanes-system"
+	LanesWebhookConfigName = "lanes-e2e-mutating-webhook-configuration"
+	lanesWebhookPath       = "/mutate-lane-pod"
+)
+
+// lanesBinary builds cmd/lanes-manager once per test binary.
+type lanesBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// LanesManager is a running lanes-manager process.
+type LanesManager struct {
+	*Process
+	WebhookPort, MetricsPort, ProbePort int
+}
+
+// LanesManagerBinary builds lanes-manager from this repository (once per test binary) and returns
+// its path.
+func (c *Cluster) LanesManagerBinary(ctx context.Context) (string, error) {
+	c.lanes.once.Do(func() {
+		out := filepath.Join(c.dir, "lanes-manager")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/lanes-manager")
+		cmd.Dir = c.RepoRoot
+		if b, err := cmd.CombinedOutput(); err != nil {
+			c.lanes.err = fmt.Errorf("building lanes-manager: %w\n%s", err, b)
+			return
+		}
+		c.lanes.path = out
+	})
+	return c.lanes.path, c.lanes.err
+}
+
+// StartLanesManager runs lanes-manager out of cluster for the rest of the test, the way the chart
+// configures it in cluster, except that the API server reaches its webhook by URL
+// (https://localhost:<port>/mutate-lane-pod) and the serving certificate is issued for
+// "localhost". The MutatingWebhookConfiguration is (re)created with the chart's policy; the
+// manager's certificate rotator fills in its caBundle. It returns once /readyz answers and the
+// caBundle is in place.
+func (c *Cluster) StartLanesManager(t testing.TB, extraArgs ...string) *LanesManager {
+	t.Helper()
+	ctx := t.Context()
+	bin, err := c.LanesManagerBinary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ensureLanesWebhookConfiguration(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &LanesManager{WebhookPort: ports[0], MetricsPort: ports[1], ProbePort: ports[2]}
+	if err := c.ensureLanesWebhookConfiguration(ctx, m.WebhookPort); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{
+		"--namespace=" + LanesNamespace,
+		"--leader-elect=false",
+		"--webhook-host=127.0.0.1",
+		"--webhook-port=" + strconv.Itoa(m.WebhookPort),
+		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(m.MetricsPort),
+		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(m.ProbePort),
+		"--cert-dir=" + t.TempDir(),
+		"--webhook-configuration=" + LanesWebhookConfigName,
+		"--webhook-dns-name=localhost",
+	}
+	m.Process = c.StartProcess(t, ProcessSpec{
+		Name: "lanes-manager-" + strconv.Itoa(m.WebhookPort),
+		Path: bin,
+		Args: append(args, extraArgs...),
+		Env:  []string{"KUBECONFIG=" + c.Kubeconfig},
+	})
+	hc := &http.Client{Timeout: 2 * time.Second}
+	err = WaitFor(ctx, 60*time.Second, "lanes-manager ready with its caBundle injected", func(ctx context.Context) (bool, error) {
+		select {
+		case <-m.Exited():
+			return false, fmt.Errorf("lanes-manager exited: %v\n%s", m.ExitErr(), m.Tail(30))
+		default:
+		}
+		resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", m.ProbePort))
+		if err != nil {
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false, nil
+		}
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := c.Client.Get(ctx, client.ObjectKey{Name: LanesWebhookConfigName}, cfg); err != nil {
+			return false, err
+		}
+		return len(cfg.Webhooks) == 1 && len(cfg.Webhooks[0].ClientConfig.CABundle) > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, m.Tail(30))
+	}
+	// The webhook port speaks TLS with the rotated certificate.
+	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", m.WebhookPort), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only checks that TLS is served
+	if err != nil {
+		t.Fatalf("lanes-manager webhook does not serve TLS: %v", err)
+	}
+	_ = conn.Close()
+	return m
+}
+
+// ensureLanesWebhookConfiguration creates the lanes-system namespace and (re)writes the webhook
+// configuration with the chart's policy, pointed at port (0: a placeholder until a port is known).
+func (c *Cluster) ensureLanesWebhookConfiguration(ctx context.Context, port int) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: LanesNamespace}}
+	if err := c.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", LanesNamespace, err)
+	}
+	if port == 0 {
+		return nil
+	}
+	url := fmt.Sprintf("https://localhost:%d%s", port, lanesWebhookPath)
+	desired := &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: LanesWebhookConfigName},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    "pods.lanes.kruise-lanes.io",
+			AdmissionReviewVersions: []string{"v1"},
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
+			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+			TimeoutSeconds:          ptr.To[int32](5),
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"},
+					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+				},
+			}},
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn,
+				Values: []string{"kube-system", LanesNamespace, "kruise-rollout"},
+			}}},
+		}},
+	}
+	existing := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	err := c.Client.Get(ctx, client.ObjectKey{Name: LanesWebhookConfigName}, existing)
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := c.Client.Create(ctx, desired); err != nil {
+			return fmt.Errorf("creating %s: %w", LanesWebhookConfigName, err)
+		}
+	case err != nil:
+		return fmt.Errorf("reading %s: %w", LanesWebhookConfigName, err)
+	default:
+		existing.Webhooks = desired.Webhooks // a fresh manager injects its own caBundle
+		if err := c.Client.Update(ctx, existing); err != nil {
+			return fmt.Errorf("updating %s: %w", LanesWebhookConfigName, err)
+		}
+	}
+	return nil
+}

@@ -10,11 +10,16 @@ import (
 	"github.com/openkruise/rollouts/api/v1alpha1"
 	"github.com/openkruise/rollouts/api/v1beta1"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -61,6 +66,20 @@ func newScheme() (*runtime.Scheme, error) {
 		}
 	}
 	return s, nil
+}
+
+// ensureCertSecret creates the (empty) Secret the certificate rotator fills, when it is missing:
+// the rotator only updates an existing Secret.
+func ensureCertSecret(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, key types.NamespacedName) error {
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	if err := c.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create certificate Secret %s: %w", key, err)
+	}
+	return nil
 }
 
 func run(ctx context.Context, o *Options) error {
@@ -113,6 +132,9 @@ func run(ctx context.Context, o *Options) error {
 
 	certsReady := make(chan struct{})
 	if o.CertMode == CertModeSelf {
+		if err := ensureCertSecret(ctx, cfg, scheme, types.NamespacedName{Namespace: o.Namespace, Name: o.CertSecret}); err != nil {
+			return err
+		}
 		if err := rotator.AddRotator(mgr, &rotator.CertRotator{
 			SecretKey:      types.NamespacedName{Namespace: o.Namespace, Name: o.CertSecret},
 			CertDir:        o.CertDir,

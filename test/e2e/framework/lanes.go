@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -82,6 +83,8 @@ func (c *Cluster) StartLanesManager(t testing.TB, extraArgs ...string) *LanesMan
 	if err := c.ensureLanesWebhookConfiguration(ctx, m.WebhookPort); err != nil {
 		t.Fatal(err)
 	}
+	certDir := t.TempDir()
+	c.mountCertSecret(t, certDir)
 	args := []string{
 		"--namespace=" + LanesNamespace,
 		"--leader-elect=false",
@@ -89,7 +92,7 @@ func (c *Cluster) StartLanesManager(t testing.TB, extraArgs ...string) *LanesMan
 		"--webhook-port=" + strconv.Itoa(m.WebhookPort),
 		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(m.MetricsPort),
 		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(m.ProbePort),
-		"--cert-dir=" + t.TempDir(),
+		"--cert-dir=" + certDir,
 		"--webhook-configuration=" + LanesWebhookConfigName,
 		"--webhook-dns-name=localhost",
 	}
@@ -182,4 +185,37 @@ func (c *Cluster) ensureLanesWebhookConfiguration(ctx context.Context, port int)
 		}
 	}
 	return nil
+}
+
+// mountCertSecret does for the out-of-cluster manager what the kubelet does for the chart's pod:
+// it keeps the files of the certificate Secret in certDir, until the test ends.
+func (c *Cluster) mountCertSecret(t testing.TB, certDir string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(200 * time.Millisecond)
+		defer ticker.Stop()
+		written := map[string]string{}
+		for {
+			secret := &corev1.Secret{}
+			if err := c.Client.Get(ctx, client.ObjectKey{Namespace: LanesNamespace, Name: "lanes-webhook-cert"}, secret); err == nil {
+				for name, data := range secret.Data {
+					if written[name] == string(data) {
+						continue
+					}
+					if err := os.WriteFile(filepath.Join(certDir, name), data, 0o600); err == nil {
+						written[name] = string(data)
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+		}
+	}()
 }

@@ -1,0 +1,59 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/openkruise/rollouts/api/v1alpha1"
+	"github.com/openkruise/rollouts/api/v1beta1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+)
+
+// ClientGetter gives commands a client and the namespace to work in; tests inject their own.
+type ClientGetter interface {
+	Client() (client.Client, error)
+	Namespace() (string, error)
+}
+
+// kubeFlags are kubectl's usual flags (--kubeconfig, --context, -n, ...) through cli-runtime.
+type kubeFlags struct {
+	flags *genericclioptions.ConfigFlags
+}
+
+func newKubeFlags() *kubeFlags {
+	return &kubeFlags{flags: genericclioptions.NewConfigFlags(true)}
+}
+
+func (k *kubeFlags) AddFlags(fs *pflag.FlagSet) { k.flags.AddFlags(fs) }
+
+func (k *kubeFlags) Client() (client.Client, error) {
+	cfg, err := k.flags.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	if err != nil {
+		return nil, fmt.Errorf("connect to the cluster: %w", err)
+	}
+	return c, nil
+}
+
+func (k *kubeFlags) Namespace() (string, error) {
+	ns, _, err := k.flags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return "", fmt.Errorf("resolve the namespace: %w", err)
+	}
+	return ns, nil
+}
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = v1alpha1.AddToScheme(s)
+	_ = v1beta1.AddToScheme(s)
+	return s
+}

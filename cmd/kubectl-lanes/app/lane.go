@@ -1,0 +1,190 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/openkruise/rollouts/api/v1alpha1"
+	"github.com/openkruise/rollouts/api/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+)
+
+// laneState is everything the lane verbs read about one lane.
+type laneState struct {
+	TrafficRouting *v1alpha1.TrafficRouting
+	// Lane is nil when the TrafficRouting is misconfigured (LaneErr says why).
+	Lane    *trafficrouting.Lane
+	LaneErr error
+	Members []member
+}
+
+// member is one Rollout of the lane and its workload's pods.
+type member struct {
+	Rollout *v1beta1.Rollout
+	Pods    []corev1.Pod
+	// Selector selects the workload's pods (nil when the workload is missing).
+	Selector labels.Selector
+}
+
+// errLaneNotFound is returned when the TrafficRouting does not exist.
+var errLaneNotFound = errors.New("lane not found")
+
+// loadLane reads a lane: its TrafficRouting, its member Rollouts (annotated
+// rollouts.kruise.io/trafficrouting: <lane>) and their workloads' pods.
+func loadLane(ctx context.Context, c client.Client, namespace, name string) (*laneState, error) {
+	tr := &v1alpha1.TrafficRouting{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, tr); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: no TrafficRouting %q in namespace %q (kubectl lanes list shows the lanes)", errLaneNotFound, name, namespace)
+		}
+		return nil, fmt.Errorf("read trafficrouting %s/%s: %w", namespace, name, err)
+	}
+	st := &laneState{TrafficRouting: tr}
+	if lane, err := trafficrouting.Resolve(tr, trafficrouting.DefaultDefaults()); err != nil {
+		st.LaneErr = err
+	} else {
+		st.Lane = &lane
+	}
+	rollouts := &v1beta1.RolloutList{}
+	if err := c.List(ctx, rollouts, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("list rollouts in %s: %w", namespace, err)
+	}
+	sort.Slice(rollouts.Items, func(i, j int) bool { return rollouts.Items[i].Name < rollouts.Items[j].Name })
+	for i := range rollouts.Items {
+		r := &rollouts.Items[i]
+		if r.Annotations[trafficrouting.TrafficRoutingAnnotation] != name {
+			continue
+		}
+		m := member{Rollout: r}
+		sel, err := workloadSelector(ctx, c, r)
+		if err != nil {
+			return nil, err
+		}
+		if sel != nil {
+			m.Selector = sel
+			pods := &corev1.PodList{}
+			if err := c.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+				return nil, fmt.Errorf("list pods of %s: %w", r.Name, err)
+			}
+			m.Pods = pods.Items
+		}
+		st.Members = append(st.Members, m)
+	}
+	return st, nil
+}
+
+// workloadSelector returns the pod selector of the Rollout's workload, nil if it is missing.
+func workloadSelector(ctx context.Context, c client.Client, r *v1beta1.Rollout) (labels.Selector, error) {
+	ref := r.Spec.WorkloadRef
+	key := client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}
+	var sel *metav1.LabelSelector
+	switch ref.Kind {
+	case "Deployment":
+		d := &appsv1.Deployment{}
+		if err := c.Get(ctx, key, d); err != nil {
+			return nil, ignoreNotFound(err, r)
+		}
+		sel = d.Spec.Selector
+	case "StatefulSet":
+		s := &appsv1.StatefulSet{}
+		if err := c.Get(ctx, key, s); err != nil {
+			return nil, ignoreNotFound(err, r)
+		}
+		sel = s.Spec.Selector
+	case "CloneSet":
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(trafficrouting.CloneSetGVK)
+		if err := c.Get(ctx, key, u); err != nil {
+			return nil, ignoreNotFound(err, r)
+		}
+		m, _, _ := unstructured.NestedStringMap(u.Object, "spec", "selector", "matchLabels")
+		sel = &metav1.LabelSelector{MatchLabels: m}
+	default:
+		return nil, nil
+	}
+	if sel == nil {
+		return nil, nil
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return nil, fmt.Errorf("selector of %s %s: %w", ref.Kind, ref.Name, err)
+	}
+	return s, nil
+}
+
+func ignoreNotFound(err error, r *v1beta1.Rollout) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return fmt.Errorf("read %s %s of rollout %s: %w", r.Spec.WorkloadRef.Kind, r.Spec.WorkloadRef.Name, r.Name, err)
+}
+
+// stepState is the member's canary step state ("" when it has no canary status).
+func (m member) stepState() v1beta1.CanaryStepState {
+	if m.Rollout.Status.CanaryStatus == nil {
+		return ""
+	}
+	return m.Rollout.Status.CanaryStatus.CurrentStepState
+}
+
+// releasing reports whether the member is in a release.
+func (m member) releasing() bool { return m.Rollout.Status.Phase == v1beta1.RolloutPhaseProgressing }
+
+// readyLanePods counts the member's Ready pods that carry all of the lane's canary labels.
+func (m member) readyLanePods(lane *trafficrouting.Lane) int {
+	if lane == nil {
+		return 0
+	}
+	want := lane.CanaryLabels()
+	n := 0
+	for _, p := range m.Pods {
+		if !p.DeletionTimestamp.IsZero() || !podReady(p) {
+			continue
+		}
+		ok := len(want) > 0
+		for k, v := range want {
+			if p.Labels[k] != v {
+				ok = false
+			}
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+func podReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// style names the member's rollout style.
+func (m member) style() string {
+	switch m.Rollout.Spec.WorkloadRef.Kind {
+	case "Deployment":
+		if m.Rollout.Spec.Strategy.Canary != nil && m.Rollout.Spec.Strategy.Canary.EnableExtraWorkloadForCanary {
+			return "extra-workload"
+		}
+		return "partition"
+	case "StatefulSet":
+		return "statefulset"
+	case "CloneSet":
+		return "cloneset"
+	}
+	return m.Rollout.Spec.WorkloadRef.Kind
+}

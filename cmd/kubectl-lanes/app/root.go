@@ -28,8 +28,16 @@ func (e *ExitError) Error() string { return e.Err.Error() }
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// NewRootCommand builds the kubectl-lanes command tree.
+// NewRootCommand builds the kubectl-lanes command tree with kubectl's connection flags.
 func NewRootCommand(streams Streams) *cobra.Command {
+	flags := newKubeFlags()
+	root := newRoot(streams, flags)
+	flags.AddFlags(root.PersistentFlags())
+	return root
+}
+
+// newRoot builds the command tree on any ClientGetter (tests pass a fake one).
+func newRoot(streams Streams, getter ClientGetter) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "kubectl-lanes",
 		Short:         "See and operate Kruise Lanes traffic lanes",
@@ -42,7 +50,9 @@ func NewRootCommand(streams Streams) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
 	})
-	root.AddCommand(NewRenderCommand(streams))
+	root.AddCommand(NewRenderCommand(streams), newListCommand(streams, getter), newStatusCommand(streams, getter),
+		newApproveCommand(streams, getter), newRollbackCommand(streams, getter), newWaitCommand(streams, getter),
+		newTraceCommand(streams, getter))
 	return root
 }
 

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -108,6 +109,11 @@ func run(ctx context.Context, o *Options) error {
 		LeaderElectionID:        "lanes-manager.kruise-lanes.io",
 		LeaderElectionNamespace: leNamespace,
 		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir}),
+		// The provider installer reads Kruise's ConfigMap through the cache; the chart grants
+		// configmaps only in Kruise's namespace, so that is the only namespace watched for them.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{o.KruiseNamespace: {}}},
+		}},
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)

@@ -35,12 +35,15 @@ bench: ## Benchmarks: our mse.lua against Kruise's shipped one, in the same run.
 fuzz: ## Fuzz the provider scripts' input for 60 s.
 	$(GO) test -run XXX -fuzz FuzzIngressScripts -fuzztime 60s ./plugin/
 
+chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table.
+	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 $(GO) test -count=1 -v ./test/chart/
+
 tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, helm) into .cache/bin once.
 	bash test/tools/build.sh $(TOOLS_BIN)
 
 e2e: tools ## Run the end-to-end suite against a real API server and the real Kruise controller.
 	KUBEBUILDER_ASSETS=$(TOOLS_BIN) LANES_TOOLS_BIN=$(TOOLS_BIN) $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
 
-test: unit e2e ## The README's test command: unit, golden and e2e tests.
+test: unit chart-test e2e ## The README's test command: unit, golden and e2e tests.
 
-.PHONY: help demo build unit lint generate bench fuzz tools e2e test
+.PHONY: help demo build unit lint generate bench fuzz chart-test tools e2e test

@@ -191,6 +191,14 @@ func (c *Cluster) ensureLanesWebhookConfiguration(ctx context.Context, port int)
 // it keeps the files of the certificate Secret in certDir, until the test ends.
 func (c *Cluster) mountCertSecret(t testing.TB, certDir string) {
 	t.Helper()
+	c.MountSecret(t, LanesNamespace, "lanes-webhook-cert", certDir)
+}
+
+// MountSecret keeps the files of Secret namespace/name in dir, polling it until the test ends, the
+// way the kubelet keeps a Secret volume current for a pod. A Secret that does not exist yet is
+// waited for.
+func (c *Cluster) MountSecret(t testing.TB, namespace, name, dir string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
@@ -201,13 +209,13 @@ func (c *Cluster) mountCertSecret(t testing.TB, certDir string) {
 		written := map[string]string{}
 		for {
 			secret := &corev1.Secret{}
-			if err := c.Client.Get(ctx, client.ObjectKey{Namespace: LanesNamespace, Name: "lanes-webhook-cert"}, secret); err == nil {
-				for name, data := range secret.Data {
-					if written[name] == string(data) {
+			if err := c.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err == nil {
+				for file, data := range secret.Data {
+					if written[file] == string(data) {
 						continue
 					}
-					if err := os.WriteFile(filepath.Join(certDir, name), data, 0o600); err == nil {
-						written[name] = string(data)
+					if err := os.WriteFile(filepath.Join(dir, file), data, 0o600); err == nil {
+						written[file] = string(data)
 					}
 				}
 			}
@@ -219,3 +227,6 @@ func (c *Cluster) mountCertSecret(t testing.TB, certDir string) {
 		}
 	}()
 }
+
+// FreePorts returns n free TCP ports on the loopback interface, for a process a test starts itself.
+func FreePorts(n int) ([]int, error) { return freePorts(n) }

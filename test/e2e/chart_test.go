@@ -262,6 +262,12 @@ func TestChartInstall(t *testing.T) {
 	if err := mgr.Stop(5 * time.Second); err != nil {
 		t.Logf("stopping lanes-manager: %v", err)
 	}
+	// Least privilege, but enough: nothing the manager did as the chart's ServiceAccount was denied.
+	if log, err := os.ReadFile(mgr.LogPath()); err != nil {
+		t.Error(err)
+	} else if n := bytes.Count(log, []byte(" is forbidden: ")); n > 0 {
+		t.Errorf("the chart's RBAC denied lanes-manager %d times; its log:\n%s", n, mgr.Tail(40))
+	}
 	hookArgs := hookJobArgs(t)
 	rm := exec.CommandContext(ctx, bin, hookArgs...)
 	rm.Env = append(os.Environ(), "KUBECONFIG="+saKubeconfig)

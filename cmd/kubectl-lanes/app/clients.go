@@ -35,6 +35,8 @@ func (k *kubeFlags) Client() (client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
+	// A lane is read as a handful of lists and gets per look; keep -w and wait from throttling.
+	cfg.QPS, cfg.Burst = 50, 100
 	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
 	if err != nil {
 		return nil, fmt.Errorf("connect to the cluster: %w", err)

@@ -322,6 +322,9 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 				fmt.Fprintf(streams.Out, "%s: approved step %d\n", m.Rollout.Name, m.Rollout.Status.CanaryStatus.CurrentStepIndex)
 			}
 			if approved == 0 {
+				if len(only) > 0 {
+					return fmt.Errorf("nothing approved: none of %s is paused", strings.Join(only, ", "))
+				}
 				return fmt.Errorf("nothing approved: no member of lane %s is paused", args[0])
 			}
 			return nil

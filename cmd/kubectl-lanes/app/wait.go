@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/openkruise/rollouts/api/v1alpha1"
 	"github.com/openkruise/rollouts/api/v1beta1"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Exit codes of `wait`, for pipelines.
@@ -34,24 +34,36 @@ type verdict struct {
 	notYet string
 }
 
-// releaseStart remembers, per member, the canary revision it was releasing when wait began.
-type releaseStart map[string]string
+// releaseStart remembers which members were releasing when wait began.
+type releaseStart map[string]bool
 
 func startOf(st *laneState) releaseStart {
 	out := releaseStart{}
 	for _, m := range st.Members {
-		if cs := m.Rollout.Status.CanaryStatus; cs != nil && m.releasing() && cs.PodTemplateHash != cs.StableRevision {
-			out[m.Rollout.Name] = cs.PodTemplateHash
+		if m.releasing() {
+			out[m.Rollout.Name] = true
 		}
 	}
 	return out
 }
 
-// rolledBack reports whether a member that was releasing revision rev went back to its stable
-// revision instead of completing.
-func rolledBack(m member, rev string) bool {
-	cs := m.Rollout.Status.CanaryStatus
-	return rev != "" && cs != nil && cs.StableRevision != "" && cs.PodTemplateHash == cs.StableRevision
+// rolledBack reports whether a member that was releasing when wait began was rolled back instead
+// of completing. Kruise marks it in the Rollout's conditions: Progressing turns to reason
+// Cancelling when the workload goes back to its stable revision, and a cancelled release ends
+// with Succeeded=False.
+func rolledBack(m member, wasReleasing bool) bool {
+	if !wasReleasing {
+		return false
+	}
+	for _, c := range m.Rollout.Status.Conditions {
+		switch {
+		case c.Type == v1beta1.RolloutConditionProgressing && c.Reason == v1alpha1.ProgressingReasonCancelling:
+			return true
+		case c.Type == v1beta1.RolloutConditionSucceeded && c.Status == corev1.ConditionFalse && !m.releasing():
+			return true
+		}
+	}
+	return false
 }
 
 // judge decides how far the lane is from the goal.
@@ -61,8 +73,10 @@ func judge(st *laneState, goal waitGoal, start releaseStart) verdict {
 		case v1beta1.RolloutPhaseDisabled, v1beta1.RolloutPhaseDisabling, v1beta1.RolloutPhaseTerminating:
 			return verdict{failed: fmt.Sprintf("member %s is %s", m.Rollout.Name, m.Rollout.Status.Phase)}
 		}
-		if rolledBack(m, start[m.Rollout.Name]) {
-			return verdict{failed: fmt.Sprintf("member %s was rolled back to its stable revision %s", m.Rollout.Name, m.Rollout.Status.CanaryStatus.StableRevision)}
+		// Waiting for healthy is how a pipeline waits for a rollback to finish, so only the
+		// other goals treat a rollback as a failure.
+		if goal != goalHealthy && rolledBack(m, start[m.Rollout.Name]) {
+			return verdict{failed: fmt.Sprintf("member %s was rolled back: %s", m.Rollout.Name, m.Rollout.Status.Message)}
 		}
 	}
 	if len(st.Members) == 0 {
@@ -106,6 +120,12 @@ func newWaitCommand(streams Streams, getter ClientGetter) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wait LANE --for=paused|completed|healthy [--timeout D]",
 		Short: "Wait until every member is paused, completed or healthy; exit 0 reached, 1 failed or rolled back, 2 timed out",
+		Long: "wait polls the lane until the goal holds:\n" +
+			"  paused     every releasing member is paused at a step (StepPaused)\n" +
+			"  completed  every member is Healthy again after its release\n" +
+			"  healthy    every member and the lane (TrafficRouting) are Healthy\n" +
+			"It exits 0 when the goal holds, 2 when --timeout passes first, and 1 when the lane or a member is missing,\n" +
+			"Disabled or Terminating, or - for paused and completed - a member that was releasing is rolled back.",
 		Example: "  kubectl lanes wait mse-traffic --for=paused --timeout=10m && kubectl lanes approve mse-traffic\n" +
 			"  kubectl lanes wait mse-traffic --for=completed --timeout=30m",
 		Args: exactlyOneLane,
@@ -118,38 +138,36 @@ func newWaitCommand(streams Streams, getter ClientGetter) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
+			// Reads use the command's context, not the deadline, so a read is never mistaken for
+			// a failure because the deadline is near; the deadline is checked between looks.
+			ctx := cmd.Context()
+			deadline := time.NewTimer(timeout)
+			defer deadline.Stop()
 			var start releaseStart
-			last := ""
 			for {
 				st, err := loadLane(ctx, c, ns, args[0])
-				if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-					if errors.Is(err, errLaneNotFound) {
-						return &ExitError{Code: exitFailed, Err: err}
-					}
+				switch {
+				case errors.Is(err, errLaneNotFound):
+					return &ExitError{Code: exitFailed, Err: err}
+				case err != nil:
 					return err
 				}
-				if err == nil {
-					if start == nil {
-						start = startOf(st)
-					}
-					v := judge(st, g, start)
-					switch {
-					case v.failed != "":
-						return &ExitError{Code: exitFailed, Err: fmt.Errorf("lane %s failed: %s", args[0], v.failed)}
-					case v.done:
-						fmt.Fprintf(streams.Out, "lane %s is %s\n", args[0], g)
-						return nil
-					}
-					last = v.notYet
+				if start == nil {
+					start = startOf(st)
+				}
+				v := judge(st, g, start)
+				switch {
+				case v.failed != "":
+					return &ExitError{Code: exitFailed, Err: fmt.Errorf("lane %s failed: %s", args[0], v.failed)}
+				case v.done:
+					fmt.Fprintf(streams.Out, "lane %s is %s\n", args[0], g)
+					return nil
 				}
 				select {
 				case <-ctx.Done():
-					if cmd.Context().Err() != nil {
-						return cmd.Context().Err()
-					}
-					return &ExitError{Code: exitTimedOut, Err: fmt.Errorf("timed out after %s waiting for lane %s to be %s: %s", timeout, args[0], g, last)}
+					return ctx.Err()
+				case <-deadline.C:
+					return &ExitError{Code: exitTimedOut, Err: fmt.Errorf("timed out after %s waiting for lane %s to be %s: %s", timeout, args[0], g, v.notYet)}
 				case <-time.After(interval):
 				}
 			}

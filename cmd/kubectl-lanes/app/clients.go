@@ -7,10 +7,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
 // ClientGetter gives commands a client and the namespace to work in; tests inject their own.
@@ -37,7 +34,11 @@ func (k *kubeFlags) Client() (client.Client, error) {
 	}
 	// A lane is read as a handful of lists and gets per look; keep -w and wait from throttling.
 	cfg.QPS, cfg.Burst = 50, 100
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	scheme, err := trafficrouting.NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, fmt.Errorf("connect to the cluster: %w", err)
 	}
@@ -50,12 +51,4 @@ func (k *kubeFlags) Namespace() (string, error) {
 		return "", fmt.Errorf("resolve the namespace: %w", err)
 	}
 	return ns, nil
-}
-
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(s)
-	_ = v1alpha1.AddToScheme(s)
-	_ = v1beta1.AddToScheme(s)
-	return s
 }

@@ -27,11 +27,7 @@ func newRollbackCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes rollback mse-traffic && kubectl lanes wait mse-traffic --for=healthy",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := connect(getter)
-			if err != nil {
-				return err
-			}
-			st, err := loadLane(cmd.Context(), c, ns, args[0])
+			c, st, err := connectLane(cmd.Context(), getter, args[0])
 			if err != nil {
 				return err
 			}

@@ -116,6 +116,19 @@ func orDash(s string) string {
 	return s
 }
 
+// connectLane connects and reads one lane.
+func connectLane(ctx context.Context, getter ClientGetter, name string) (client.Client, *laneState, error) {
+	c, ns, err := connect(getter)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := loadLane(ctx, c, ns, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, st, nil
+}
+
 func connect(getter ClientGetter) (client.Client, string, error) {
 	c, err := getter.Client()
 	if err != nil {
@@ -289,11 +302,7 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes approve mse-traffic\n  kubectl lanes approve mse-traffic --member rollout-a",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := connect(getter)
-			if err != nil {
-				return err
-			}
-			st, err := loadLane(cmd.Context(), c, ns, args[0])
+			c, st, err := connectLane(cmd.Context(), getter, args[0])
 			if err != nil {
 				return err
 			}
@@ -402,11 +411,7 @@ func newTraceCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes trace mse-traffic --chain spring-cloud-a,spring-cloud-b,spring-cloud-c",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := connect(getter)
-			if err != nil {
-				return err
-			}
-			st, err := loadLane(cmd.Context(), c, ns, args[0])
+			_, st, err := connectLane(cmd.Context(), getter, args[0])
 			if err != nil {
 				return err
 			}

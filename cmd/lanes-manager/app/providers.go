@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kruise-lanes/kruise-lanes/plugin"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
 // providerInstaller applies our scripts into Kruise's ConfigMap once the manager leads, retrying
@@ -68,7 +69,7 @@ func newRemoveProvidersCommand() *cobra.Command {
 		Short: "Remove the provider scripts Kruise Lanes installed from Kruise's ConfigMap, keeping every other key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			scheme, err := newScheme()
+			scheme, err := trafficrouting.NewScheme()
 			if err != nil {
 				return err
 			}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
-	"github.com/openkruise/rollouts/api/v1alpha1"
 	"github.com/openkruise/rollouts/api/v1beta1"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -15,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -59,16 +57,6 @@ func NewCommand() *cobra.Command {
 	return cmd
 }
 
-func newScheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, v1beta1.AddToScheme} {
-		if err := add(s); err != nil {
-			return nil, fmt.Errorf("build scheme: %w", err)
-		}
-	}
-	return s, nil
-}
-
 // ensureCertSecret creates the (empty) Secret the certificate rotator fills, when it is missing:
 // the rotator only updates an existing Secret.
 func ensureCertSecret(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, key types.NamespacedName) error {
@@ -89,7 +77,7 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	scheme, err := newScheme()
+	scheme, err := trafficrouting.NewScheme()
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
@@ -44,4 +46,42 @@ func service(namespace, name string) *corev1.Service {
 			}},
 		},
 	}
+}
+
+// statefulSet returns a StatefulSet of replicas pods labelled app=name running image, created in
+// parallel (kwok makes each Ready within a second; ordered creation would only add waits).
+func statefulSet(namespace, name, image string, replicas int32) *appsv1.StatefulSet {
+	d := deployment(namespace, name, image, replicas)
+	return &appsv1.StatefulSet{
+		ObjectMeta: d.ObjectMeta,
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            d.Spec.Replicas,
+			Selector:            d.Spec.Selector,
+			Template:            d.Spec.Template,
+			ServiceName:         name,
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+		},
+	}
+}
+
+// cloneSet returns an OpenKruise CloneSet (apps.kruise.io/v1alpha1) of replicas pods labelled
+// app=name running image. It is unstructured: the suite's scheme does not carry OpenKruise's types.
+func cloneSet(namespace, name, image string, replicas int32) *unstructured.Unstructured {
+	d := deployment(namespace, name, image, replicas)
+	template, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&d.Spec.Template)
+	if err != nil {
+		panic(err) // a PodTemplateSpec always converts
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"spec": map[string]any{
+			"replicas": int64(replicas),
+			"selector": map[string]any{"matchLabels": map[string]any{"app": name}},
+			"template": template,
+		},
+	}}
+	u.SetAPIVersion("apps.kruise.io/v1alpha1")
+	u.SetKind("CloneSet")
+	u.SetNamespace(namespace)
+	u.SetName(name)
+	return u
 }

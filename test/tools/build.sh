@@ -104,6 +104,7 @@ total=$SECONDS
 build etcd "-s -w" etcd=go.etcd.io/etcd/server/v3
 build kruise "-s -w" kruise-rollouts-manager=github.com/openkruise/rollouts
 stage_kruise
+build kruise-apps "-s -w" kruise-manager=github.com/openkruise/kruise
 build kube "$kube_ldflags" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
 	kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
 	kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler

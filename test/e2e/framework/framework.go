@@ -52,6 +52,10 @@ type Options struct {
 	GatewayAPICRDs bool
 	// IstioCRDs installs Istio's CRDs from the module pinned in test/tools/crds.
 	IstioCRDs bool
+	// KruiseApps installs OpenKruise's CRDs (CloneSet & co.) before Kruise Rollouts starts, and runs
+	// the OpenKruise manager (built by `make tools` from test/tools/kruise-apps) with only its
+	// CloneSet webhooks registered.
+	KruiseApps bool
 }
 
 // Cluster is a running control plane with the Kruise Rollouts manager.
@@ -70,7 +74,9 @@ type Cluster struct {
 	dir    string
 	sup    *Supervisor
 	kruise *Process
-	lanes  lanesBinary
+	// kruiseApps is the OpenKruise manager; nil without Options.KruiseApps.
+	kruiseApps *Process
+	lanes      lanesBinary
 
 	stopOnce sync.Once
 	stopErr  error
@@ -149,7 +155,11 @@ func newCluster(opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("resolving the tools folder: %w", err)
 	}
 	c.ToolsBin = abs
-	for _, bin := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kruise-rollouts-manager"} {
+	bins := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kruise-rollouts-manager"}
+	if opts.KruiseApps {
+		bins = append(bins, "kruise-manager")
+	}
+	for _, bin := range bins {
 		if _, err := os.Stat(filepath.Join(c.ToolsBin, bin)); err != nil {
 			return nil, fmt.Errorf("%s is missing from %s; build the tools with `make tools`: %w", bin, c.ToolsBin, err)
 		}
@@ -189,8 +199,30 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.installOptionalCRDs(ctx); err != nil {
 		return err
 	}
+	appsModule := ""
+	if c.opts.KruiseApps {
+		if appsModule, err = installKruiseAppsCRDs(ctx, c.Client, c.RepoRoot); err != nil {
+			return err
+		}
+	}
 	c.kruise, err = startKruise(ctx, c.sup, c.Client, c.ToolsBin, c.dir, c.Kubeconfig)
+	if err != nil || !c.opts.KruiseApps {
+		return err
+	}
+	c.kruiseApps, err = startKruiseApps(ctx, c.sup, c.Client, appsModule, c.ToolsBin, c.dir, c.Kubeconfig)
 	return err
+}
+
+// KruiseAppsRunning reports why CloneSets cannot be used: the suite did not ask for OpenKruise, or
+// its manager has exited. nil means the OpenKruise manager runs.
+func (c *Cluster) KruiseAppsRunning() error {
+	if c.kruiseApps == nil {
+		return errors.New("OpenKruise (Options.KruiseApps) is not part of this suite")
+	}
+	if !c.kruiseApps.Running() {
+		return fmt.Errorf("kruise-manager exited (log: %s): %w", c.kruiseApps.LogPath(), c.kruiseApps.ExitErr())
+	}
+	return nil
 }
 
 func (c *Cluster) installOptionalCRDs(ctx context.Context) error {

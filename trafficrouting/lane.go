@@ -85,6 +85,11 @@ func Resolve(tr *v1alpha1.TrafficRouting, d Defaults) (Lane, error) {
 		}
 		lane.BaseLabels = b
 	}
+	if m, err := MeshOf(tr); err != nil {
+		errs = append(errs, field.Invalid(annotations.Key(AnnotationMesh), tr.Annotations[AnnotationMesh], err.Error()))
+	} else {
+		lane = withMesh(lane, m)
+	}
 
 	tagPath := annotations.Key(AnnotationTag)
 	if v, ok := tr.Annotations[AnnotationTag]; ok {

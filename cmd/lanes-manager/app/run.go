@@ -123,6 +123,13 @@ func run(ctx context.Context, o *Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the lane label reconciler: %w", err)
 	}
+	if o.MeshRoutes {
+		if err := (&trafficrouting.IstioRouteReconciler{
+			Client: mgr.GetClient(), Defaults: defaults, Recorder: mgr.GetEventRecorderFor("lanes-manager"), CloneSets: cloneSets,
+		}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up the istio route reconciler: %w", err)
+		}
+	}
 
 	certsReady := make(chan struct{})
 	if o.CertMode == CertModeSelf {

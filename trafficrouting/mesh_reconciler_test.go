@@ -1,0 +1,183 @@
+package trafficrouting
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/openkruise/rollouts/api/v1alpha1"
+	"github.com/openkruise/rollouts/api/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+func meshScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, v1beta1.AddToScheme} {
+		if err := add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, gvk := range []schema.GroupVersionKind{VirtualServiceGVK, DestinationRuleGVK} {
+		s.AddKnownTypeWithName(gvk, &unstructured.Unstructured{})
+		s.AddKnownTypeWithName(gvk.GroupVersion().WithKind(gvk.Kind+"List"), &unstructured.UnstructuredList{})
+	}
+	return s
+}
+
+// member returns a Service, Deployment, Rollout and pods of one lane member: stable pods labelled
+// base, and, when releasing, a Ready canary pod labelled gray.
+func member(name string, releasing bool) []client.Object {
+	lbl := map[string]string{"app": name}
+	ro := &v1beta1.Rollout{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "rollout-" + name, Annotations: map[string]string{TrafficRoutingAnnotation: "lane"}},
+		Spec:       v1beta1.RolloutSpec{WorkloadRef: v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: name}},
+		Status:     v1beta1.RolloutStatus{Phase: v1beta1.RolloutPhaseHealthy},
+	}
+	pod := func(suffix, tag string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name + "-" + suffix, Labels: map[string]string{"app": name, LabelIstio: tag}},
+			Status:     corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+		}
+	}
+	objs := []client.Object{
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name}, Spec: corev1.ServiceSpec{Selector: lbl}},
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name}, Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: lbl}, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl}},
+		}},
+		ro, pod("stable", BaseTag),
+	}
+	if releasing {
+		ro.Status.Phase = v1beta1.RolloutPhaseProgressing
+		objs = append(objs, pod("canary", "gray"))
+	}
+	return objs
+}
+
+func istioLane() *v1alpha1.TrafficRouting {
+	tr := trafficRouting(map[string]string{AnnotationMesh: "istio"}, header("x-mse-tag", "gray"))
+	tr.Name = "lane"
+	tr.UID = "uid-lane"
+	return tr
+}
+
+func meshObjects(t *testing.T, c client.Client) []string {
+	t.Helper()
+	var out []string
+	for _, gvk := range []schema.GroupVersionKind{DestinationRuleGVK, VirtualServiceGVK} {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := c.List(t.Context(), list); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range list.Items {
+			out = append(out, gvk.Kind+"/"+u.GetName())
+		}
+	}
+	return out
+}
+
+func TestIstioRouteReconciler(t *testing.T) {
+	userDR := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+		"metadata": map[string]any{"namespace": "shop", "name": "users-own"},
+		"spec":     map[string]any{"host": "c.shop.svc.cluster.local"},
+	}}
+	tests := map[string]struct {
+		objs       []client.Object
+		want       []string
+		wantEvents []string
+	}{
+		"releasing members get a DestinationRule and VirtualService, B none": {
+			objs: append(append(member("a", true), member("b", false)...), member("c", true)...),
+			want: []string{"DestinationRule/lanes-a", "DestinationRule/lanes-c", "VirtualService/lanes-a", "VirtualService/lanes-c"},
+		},
+		"a user's DestinationRule for c's host: c is left alone": {
+			objs:       append(append(member("a", true), member("c", true)...), userDR),
+			want:       []string{"DestinationRule/lanes-a", "DestinationRule/users-own", "VirtualService/lanes-a"},
+			wantEvents: []string{"Warning LaneRouteConflict service c is routed by DestinationRule users-own"},
+		},
+		"no member releasing: the objects this lane wrote are deleted": {
+			objs: append(member("a", false),
+				IstioObjects(Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "x-mse-tag"}, LaneOwner(istioLane()), Hop{Service: "a", LaneReady: true, BaseReady: true})[0],
+				IstioObjects(Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "x-mse-tag"}, LaneOwner(istioLane()), Hop{Service: "a", LaneReady: true, BaseReady: true})[1]),
+			want: nil,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(tc.objs, istioLane())...).Build()
+			rec := record.NewFakeRecorder(20)
+			r := &IstioRouteReconciler{Client: c, Defaults: DefaultDefaults(), Recorder: rec}
+			if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())}); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, meshObjects(t, c)); diff != "" {
+				t.Errorf("mesh objects (-want +got):\n%s", diff)
+			}
+			close(rec.Events)
+			var warnings []string
+			for e := range rec.Events {
+				if strings.HasPrefix(e, corev1.EventTypeWarning) {
+					warnings = append(warnings, e)
+				}
+			}
+			if len(warnings) != len(tc.wantEvents) {
+				t.Fatalf("warnings %q, want %q", warnings, tc.wantEvents)
+			}
+			for i, w := range tc.wantEvents {
+				if !strings.HasPrefix(warnings[i], w) {
+					t.Errorf("warning %q, want prefix %q", warnings[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestIstioRouteReconcilerLaneRouteFollowsReadiness(t *testing.T) {
+	objs := member("a", true)
+	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(objs, istioLane())...).WithStatusSubresource(&corev1.Pod{}).Build()
+	r := &IstioRouteReconciler{Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
+	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())}
+	routes := func() []string {
+		t.Helper()
+		if _, err := r.Reconcile(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		vs := &unstructured.Unstructured{}
+		vs.SetGroupVersionKind(VirtualServiceGVK)
+		if err := c.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: "lanes-a"}, vs); err != nil {
+			t.Fatal(err)
+		}
+		http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+		var names []string
+		for _, h := range http {
+			names = append(names, h.(map[string]any)["name"].(string))
+		}
+		return names
+	}
+	if diff := cmp.Diff([]string{"lane-gray", "base"}, routes()); diff != "" {
+		t.Errorf("with a Ready canary (-want +got):\n%s", diff)
+	}
+	canary := &corev1.Pod{}
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: "a-canary"}, canary); err != nil {
+		t.Fatal(err)
+	}
+	canary.Status.Conditions[0].Status = corev1.ConditionFalse
+	if err := c.Status().Update(t.Context(), canary); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"base"}, routes()); diff != "" {
+		t.Errorf("with the canary not Ready (-want +got):\n%s", diff)
+	}
+}

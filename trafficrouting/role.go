@@ -59,13 +59,26 @@ func RoleOf(podLabels map[string]string, w Workload, releasing bool) Role {
 		if w.StableRevision != "" && hash != "" && hash != w.StableRevision {
 			return RoleCanary
 		}
-	case "StatefulSet", "CloneSet":
+	case "StatefulSet":
 		rev := podLabels[appsv1.ControllerRevisionHashLabelKey]
 		if rev != "" && w.UpdateRevision != "" && w.UpdateRevision != w.CurrentRevision && rev == w.UpdateRevision {
 			return RoleCanary
 		}
+	case "CloneSet":
+		// A CloneSet's pods carry its revision name "<cloneset>-<hash>", or only "<hash>" when
+		// OpenKruise runs with the CloneSetShortHash feature gate; OpenKruise compares by the hash.
+		rev := shortHash(podLabels[appsv1.ControllerRevisionHashLabelKey])
+		update, current := shortHash(w.UpdateRevision), shortHash(w.CurrentRevision)
+		if rev != "" && update != "" && update != current && rev == update {
+			return RoleCanary
+		}
 	}
 	return RoleStable
+}
+
+// shortHash is the hash part of a revision name: what follows its last '-'.
+func shortHash(revision string) string {
+	return revision[strings.LastIndex(revision, "-")+1:]
 }
 
 // DesiredLabels are the lane labels a pod with the given role carries; nil for RoleNone.

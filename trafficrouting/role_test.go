@@ -41,6 +41,15 @@ func TestRoleOf(t *testing.T) {
 		"CloneSet update revision": {
 			labels: map[string]string{"controller-revision-hash": "cs-2"}, workload: Workload{Kind: "CloneSet", UpdateRevision: "cs-2", CurrentRevision: "cs-1"}, releasing: true, want: RoleCanary,
 		},
+		"CloneSet update revision, short-hash label (CloneSetShortHash)": {
+			labels: map[string]string{"controller-revision-hash": "7d9f8c6b5"}, workload: Workload{Kind: "CloneSet", UpdateRevision: "cs-7d9f8c6b5", CurrentRevision: "cs-5b6c7d8e9"}, releasing: true, want: RoleCanary,
+		},
+		"CloneSet current revision, short-hash label (CloneSetShortHash)": {
+			labels: map[string]string{"controller-revision-hash": "5b6c7d8e9"}, workload: Workload{Kind: "CloneSet", UpdateRevision: "cs-7d9f8c6b5", CurrentRevision: "cs-5b6c7d8e9"}, releasing: true, want: RoleStable,
+		},
+		"CloneSet without revision label": {
+			labels: map[string]string{}, workload: Workload{Kind: "CloneSet", UpdateRevision: "cs-2", CurrentRevision: "cs-1"}, releasing: true, want: RoleStable,
+		},
 		"pod without revision label": {
 			labels: map[string]string{}, workload: Workload{Kind: "StatefulSet", UpdateRevision: "web-2", CurrentRevision: "web-1"}, releasing: true, want: RoleStable,
 		},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -94,17 +95,23 @@ func startKruiseApps(ctx context.Context, sup *Supervisor, c client.Client, modu
 		return nil, err
 	}
 
+	args := []string{
+		"--enable-leader-election=false",
+		"--metrics-addr=127.0.0.1:" + strconv.Itoa(metricsPort),
+		"--health-probe-addr=127.0.0.1:" + strconv.Itoa(probePort),
+		"--pprof-addr=127.0.0.1:" + strconv.Itoa(pprofPort),
+		"--enable-pprof=false",
+		"--v=2",
+	}
+	// OpenKruise's defaults unless LANES_E2E_KRUISE_APPS_FEATURE_GATES says otherwise (for example
+	// CloneSetShortHash=true, which changes the revision label of CloneSet pods).
+	if gates := os.Getenv("LANES_E2E_KRUISE_APPS_FEATURE_GATES"); gates != "" {
+		args = append(args, "--feature-gates="+gates)
+	}
 	p, err := sup.Start(ProcessSpec{
 		Name: "kruise-manager",
 		Path: filepath.Join(toolsBin, "kruise-manager"),
-		Args: []string{
-			"--enable-leader-election=false",
-			"--metrics-addr=127.0.0.1:" + strconv.Itoa(metricsPort),
-			"--health-probe-addr=127.0.0.1:" + strconv.Itoa(probePort),
-			"--pprof-addr=127.0.0.1:" + strconv.Itoa(pprofPort),
-			"--enable-pprof=false",
-			"--v=2",
-		},
+		Args: args,
 		Env: []string{
 			"KUBECONFIG=" + kubeconfig,
 			"WEBHOOK_HOST=127.0.0.1",

@@ -21,12 +21,48 @@ import (
 // subresource. Kruise honours it only while the current step is StepPaused.
 const ApprovePatch = `{"status":{"canaryStatus":{"currentStepState":"StepReady"}}}`
 
-// ApproveRollout approves the current step of a paused Rollout the way kubectl-kruise does.
+// ApproveRollout approves the current step of a paused Rollout the way kubectl-kruise does, and
+// makes sure the approval took. Kruise v0.6.2 writes a Rollout's status by reading the object afresh
+// and replacing its whole status with one computed from the cached copy (updateRolloutStatusInternal),
+// so an approval that lands while a reconcile is in flight is overwritten with StepPaused and lost.
+// ApproveRollout re-sends the patch while the Rollout is still paused at the step it approved, and
+// returns once Kruise has moved on.
 func ApproveRollout(ctx context.Context, c client.Client, key client.ObjectKey) error {
 	ro := &rolloutsv1beta1.Rollout{}
-	ro.Namespace, ro.Name = key.Namespace, key.Name
-	if err := c.Status().Patch(ctx, ro, client.RawPatch(types.MergePatchType, []byte(ApprovePatch))); err != nil {
+	if err := c.Get(ctx, key, ro); err != nil {
 		return fmt.Errorf("approving rollout %s: %w", key, err)
+	}
+	cs := ro.Status.CanaryStatus
+	if cs == nil || cs.CurrentStepState != rolloutsv1beta1.CanaryStepStatePaused {
+		return fmt.Errorf("approving rollout %s: it is not paused (%s)", key, ro.Status.Message)
+	}
+	step := cs.CurrentStepIndex
+	approve := func(ctx context.Context) error {
+		patchTarget := &rolloutsv1beta1.Rollout{}
+		patchTarget.Namespace, patchTarget.Name = key.Namespace, key.Name
+		if err := c.Status().Patch(ctx, patchTarget, client.RawPatch(types.MergePatchType, []byte(ApprovePatch))); err != nil {
+			return fmt.Errorf("approving rollout %s: %w", key, err)
+		}
+		return nil
+	}
+	if err := approve(ctx); err != nil {
+		return err
+	}
+	sent := 1
+	err := WaitFor(ctx, 60*time.Second, fmt.Sprintf("rollout %s to take the approval of step %d", key.Name, step), func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, key, ro); err != nil {
+			return false, err
+		}
+		cs := ro.Status.CanaryStatus
+		if cs == nil || cs.CurrentStepIndex != step || cs.CurrentStepState != rolloutsv1beta1.CanaryStepStatePaused {
+			return true, nil
+		}
+		// Still paused at the approved step after the patch returned: Kruise overwrote it.
+		sent++
+		return false, approve(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("%w (approval sent %d times)", err, sent)
 	}
 	return nil
 }

@@ -29,8 +29,8 @@ generate: ## Regenerate the provider scripts from luascripts/*/lib and the golde
 	$(GO) test ./luascripts/ -run TestProviderScriptsAreGenerated -update
 	$(GO) test ./plugin/ -run TestIngressGoldenCases -update
 
-bench: ## Benchmarks: our mse.lua against Kruise's shipped one, in the same run.
-	$(GO) test -run XXX -bench . -benchmem -count 5 ./plugin/
+bench: ## Benchmarks: our mse.lua against Kruise's (plugin); admission p50/p99 and cache heap at 10,000 pods (webhook).
+	$(GO) test -run XXX -bench . -benchmem -count 5 ./plugin/ ./webhook/
 
 fuzz: ## Fuzz the provider scripts' input for 60 s.
 	$(GO) test -run XXX -fuzz FuzzIngressScripts -fuzztime 60s ./plugin/

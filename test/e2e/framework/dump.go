@@ -25,6 +25,9 @@ func dumpedKinds() []schema.GroupVersionKind {
 		{Group: "rollouts.kruise.io", Version: "v1alpha1", Kind: "TrafficRouting"},
 		{Group: "networking.k8s.io", Version: "v1", Kind: "Ingress"},
 		{Group: "apps", Version: "v1", Kind: "Deployment"},
+		{Group: "apps", Version: "v1", Kind: "StatefulSet"},
+		{Group: "apps.kruise.io", Version: "v1alpha1", Kind: "CloneSet"}, // listed only where OpenKruise is installed
+		{Group: "apps", Version: "v1", Kind: "ControllerRevision"},
 		{Group: "rollouts.kruise.io", Version: "v1beta1", Kind: "BatchRelease"},
 		{Group: "apps", Version: "v1", Kind: "ReplicaSet"},
 		{Group: "", Version: "v1", Kind: "Pod"},

@@ -324,11 +324,12 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 					fmt.Fprintf(streams.Out, "%s: not approved, it is not paused (phase %s, state %s)\n", m.Rollout.Name, orDash(string(m.Rollout.Status.Phase)), orDash(string(m.stepState())))
 					continue
 				}
-				if err := c.Status().Patch(cmd.Context(), m.Rollout, client.RawPatch(types.MergePatchType, []byte(approvePatch))); err != nil {
+				step := m.Rollout.Status.CanaryStatus.CurrentStepIndex
+				if err := approve(cmd.Context(), c, m.Rollout); err != nil {
 					return fmt.Errorf("approve %s: %w", m.Rollout.Name, err)
 				}
 				approved++
-				fmt.Fprintf(streams.Out, "%s: approved step %d\n", m.Rollout.Name, m.Rollout.Status.CanaryStatus.CurrentStepIndex)
+				fmt.Fprintf(streams.Out, "%s: approved step %d\n", m.Rollout.Name, step)
 			}
 			if approved == 0 {
 				if len(only) > 0 {
@@ -341,6 +342,32 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 	}
 	cmd.Flags().StringArrayVar(&only, "member", nil, "approve only this member Rollout (repeatable)")
 	return cmd
+}
+
+// approve sends the approval and makes sure it holds. Kruise v0.6.2 writes a Rollout's status
+// from its cached copy, so an approval that lands during one of its reconciles can be overwritten
+// back to StepPaused at the same step; the approval is then sent again (a Rollout that moved on
+// is never paused at the same step index, so this cannot approve a later step).
+func approve(ctx context.Context, c client.Client, r *v1beta1.Rollout) error {
+	step := r.Status.CanaryStatus.CurrentStepIndex
+	for attempt := 0; attempt < 4; attempt++ {
+		if err := c.Status().Patch(ctx, r, client.RawPatch(types.MergePatchType, []byte(approvePatch))); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
+			return fmt.Errorf("read back: %w", err)
+		}
+		cs := r.Status.CanaryStatus
+		if cs == nil || cs.CurrentStepIndex != step || cs.CurrentStepState != v1beta1.CanaryStepStatePaused {
+			return nil
+		}
+	}
+	return fmt.Errorf("Kruise kept the rollout paused at step %d after 4 approvals; see its status message", step)
 }
 
 func memberNames(st *laneState) []string {

@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"testing"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,6 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/kruise-lanes/kruise-lanes/luascripts"
+	"github.com/kruise-lanes/kruise-lanes/test/e2e/framework"
 )
 
 // deployment returns a Deployment of replicas pods labelled app=name running image. kwok fakes the
@@ -84,4 +89,17 @@ func cloneSet(namespace, name, image string, replicas int32) *unstructured.Unstr
 	u.SetNamespace(namespace)
 	u.SetName(name)
 	return u
+}
+
+// installMSEProvider puts our mse provider into Kruise's ConfigMap (key
+// lua.traffic.routing.ingress.mse), where Kruise reads it on its next reconcile.
+func installMSEProvider(t *testing.T) {
+	t.Helper()
+	script, err := luascripts.Ingress("mse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := framework.SetKruiseConfiguration(t.Context(), cluster.Client, "lua.traffic.routing.ingress.mse", string(script)); err != nil {
+		t.Fatal(err)
+	}
 }

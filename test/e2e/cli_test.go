@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kruise-lanes/kruise-lanes/cmd/kubectl-lanes/app"
-	"github.com/kruise-lanes/kruise-lanes/luascripts"
 	"github.com/kruise-lanes/kruise-lanes/test/e2e/framework"
 )
 
@@ -94,13 +93,7 @@ func TestCLILaneLifecycle(t *testing.T) {
 	ctx := t.Context()
 	c := cluster.Client
 	ns := cluster.Namespace(t)
-	script, err := luascripts.Ingress("mse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := framework.SetKruiseConfiguration(ctx, c, "lua.traffic.routing.ingress.mse", string(script)); err != nil {
-		t.Fatal(err)
-	}
+	installMSEProvider(t)
 	manifest := cliLane
 	for _, svc := range []string{"a", "b", "c"} {
 		manifest += fmt.Sprintf(cliRollout, svc)
@@ -137,7 +130,7 @@ func TestCLILaneLifecycle(t *testing.T) {
 	setImage(t, client.ObjectKey{Namespace: ns, Name: "spring-cloud-c"}, "example.com/spring-cloud-c:v2")
 	_, _, code = lanes(t, ns, "wait", "mse-traffic", "--for=paused", "--timeout=120s", "--interval=500ms")
 	wantExit(t, code, 0, "wait --for=paused")
-	err = framework.WaitFor(ctx, stepTimeout, "the lane trace to reach the canaries of A and C", func(ctx context.Context) (bool, error) {
+	err := framework.WaitFor(ctx, stepTimeout, "the lane trace to reach the canaries of A and C", func(ctx context.Context) (bool, error) {
 		out, _, _ := lanes(t, ns, "trace", "mse-traffic", chain)
 		return strings.TrimSpace(out) == "spring-cloud-a[gray] -> spring-cloud-b[base] -> spring-cloud-c[gray]", nil
 	})

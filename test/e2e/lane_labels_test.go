@@ -24,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
-	"github.com/kruise-lanes/kruise-lanes/luascripts"
 	"github.com/kruise-lanes/kruise-lanes/test/e2e/framework"
 )
 
@@ -36,14 +35,18 @@ var laneLabelKeys = map[string]string{"alicloud.service.tag": "gray", "opensergo
 // edit is applied to the TrafficRouting before it is created.
 func laneFixture(t *testing.T, ns, entry string, edits ...func(*rolloutsv1alpha1.TrafficRouting)) {
 	t.Helper()
-	ctx := t.Context()
-	script, err := luascripts.Ingress("mse")
-	if err != nil {
-		t.Fatal(err)
+	installMSEProvider(t)
+	for _, obj := range append([]client.Object{service(ns, entry)}, laneEntry(ns, entry, edits...)...) {
+		if err := cluster.Client.Create(t.Context(), obj); err != nil {
+			t.Fatalf("creating %T: %v", obj, err)
+		}
 	}
-	if err := framework.SetKruiseConfiguration(ctx, cluster.Client, "lua.traffic.routing.ingress.mse", string(script)); err != nil {
-		t.Fatal(err)
-	}
+}
+
+// laneEntry builds the entry of the lane "lane": the MSE Ingress of entry (empty service-subset)
+// and the TrafficRouting that routes User-Agent: xiaoming into the lane with x-mse-tag: gray. Each
+// edit is applied to the TrafficRouting.
+func laneEntry(ns, entry string, edits ...func(*rolloutsv1alpha1.TrafficRouting)) []client.Object {
 	ing := &networkingv1.Ingress{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: entry, Annotations: map[string]string{"mse.ingress.kubernetes.io/service-subset": ""}},
 		Spec: networkingv1.IngressSpec{
@@ -68,11 +71,7 @@ func laneFixture(t *testing.T, ns, entry string, edits ...func(*rolloutsv1alpha1
 	for _, edit := range edits {
 		edit(tr)
 	}
-	for _, obj := range []client.Object{service(ns, entry), ing, tr} {
-		if err := cluster.Client.Create(ctx, obj); err != nil {
-			t.Fatalf("creating %T: %v", obj, err)
-		}
-	}
+	return []client.Object{ing, tr}
 }
 
 // laneRollout is a v1beta1 Rollout of the workload of obj's kind and name in the lane: one pod, then

@@ -17,7 +17,6 @@ import (
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 
-	"github.com/kruise-lanes/kruise-lanes/luascripts"
 	"github.com/kruise-lanes/kruise-lanes/test/e2e/framework"
 )
 
@@ -150,13 +149,7 @@ func TestMSELaneSeed002(t *testing.T) {
 	services := []string{svcA, svcB, svcC}
 	rolloutOf := map[string]string{svcA: "rollout-a", svcB: "rollout-b", svcC: "rollout-c"}
 
-	script, err := luascripts.Ingress("mse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := framework.SetKruiseConfiguration(ctx, c, "lua.traffic.routing.ingress.mse", string(script)); err != nil {
-		t.Fatal(err)
-	}
+	installMSEProvider(t)
 
 	var deployments, rollouts strings.Builder
 	for _, svc := range services {
@@ -228,7 +221,7 @@ func TestMSELaneSeed002(t *testing.T) {
 		"mse.ingress.kubernetes.io/service-subset":                "gray",
 	}
 	ing := &networkingv1.Ingress{}
-	err = framework.WaitFor(ctx, stepTimeout, "canary ingress "+canaryIngress+" with the lane's annotations", func(ctx context.Context) (bool, error) {
+	err := framework.WaitFor(ctx, stepTimeout, "canary ingress "+canaryIngress+" with the lane's annotations", func(ctx context.Context) (bool, error) {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: canaryIngress}, ing); err != nil {
 			return false, err
 		}

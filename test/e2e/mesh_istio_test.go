@@ -10,17 +10,10 @@ import (
 	"time"
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
-	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
-	"github.com/kruise-lanes/kruise-lanes/luascripts"
 	"github.com/kruise-lanes/kruise-lanes/test/e2e/framework"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
@@ -29,56 +22,14 @@ import (
 // the tag gray carried in x-mse-tag.
 func meshLane(t *testing.T, ns, entry string) {
 	t.Helper()
-	ctx := t.Context()
-	script, err := luascripts.Ingress("mse")
-	if err != nil {
-		t.Fatal(err)
+	installMSEProvider(t)
+	istio := func(tr *rolloutsv1alpha1.TrafficRouting) {
+		tr.Annotations = map[string]string{trafficrouting.AnnotationMesh: "istio", trafficrouting.AnnotationDialects: "istio"}
 	}
-	if err := framework.SetKruiseConfiguration(ctx, cluster.Client, "lua.traffic.routing.ingress.mse", string(script)); err != nil {
-		t.Fatal(err)
-	}
-	ing := &networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: entry},
-		Spec: networkingv1.IngressSpec{
-			IngressClassName: ptr.To("mse"),
-			Rules: []networkingv1.IngressRule{{IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-				Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: ptr.To(networkingv1.PathTypePrefix), Backend: networkingv1.IngressBackend{
-					Service: &networkingv1.IngressServiceBackend{Name: entry, Port: networkingv1.ServiceBackendPort{Number: 20001}},
-				}}},
-			}}}},
-		},
-	}
-	tr := &rolloutsv1alpha1.TrafficRouting{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lane", Annotations: map[string]string{
-			trafficrouting.AnnotationMesh:     "istio",
-			trafficrouting.AnnotationDialects: "istio",
-		}},
-		Spec: rolloutsv1alpha1.TrafficRoutingSpec{
-			ObjectRef: []rolloutsv1alpha1.TrafficRoutingRef{{Service: entry, Ingress: &rolloutsv1alpha1.IngressTrafficRouting{ClassType: "mse", Name: entry}}},
-			Strategy: rolloutsv1alpha1.TrafficRoutingStrategy{
-				Matches:               []rolloutsv1alpha1.HttpRouteMatch{{Headers: []gatewayv1beta1.HTTPHeaderMatch{{Name: "User-Agent", Value: "xiaoming"}}}},
-				RequestHeaderModifier: &gatewayv1beta1.HTTPHeaderFilter{Set: []gatewayv1beta1.HTTPHeader{{Name: "x-mse-tag", Value: "gray"}}},
-			},
-		},
-	}
-	for _, obj := range []client.Object{ing, tr} {
-		if err := cluster.Client.Create(ctx, obj); err != nil {
+	for _, obj := range laneEntry(ns, entry, istio) {
+		if err := cluster.Client.Create(t.Context(), obj); err != nil {
 			t.Fatalf("creating %T: %v", obj, err)
 		}
-	}
-}
-
-// meshRollout is a v1beta1 Rollout of a Deployment in the lane: one pod, then all, partition style.
-func meshRollout(ns, name string) *rolloutsv1beta1.Rollout {
-	return &rolloutsv1beta1.Rollout{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rollout-" + name, Annotations: map[string]string{rolloutsv1alpha1.TrafficRoutingAnnotation: "lane"}},
-		Spec: rolloutsv1beta1.RolloutSpec{
-			WorkloadRef: rolloutsv1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: name},
-			Strategy: rolloutsv1beta1.RolloutStrategy{Canary: &rolloutsv1beta1.CanaryStrategy{Steps: []rolloutsv1beta1.CanaryStep{
-				{Replicas: ptr.To(intstr.FromInt32(1)), Pause: rolloutsv1beta1.RolloutPause{}},
-				{Replicas: ptr.To(intstr.FromString("100%")), Pause: rolloutsv1beta1.RolloutPause{}},
-			}}},
-		},
 	}
 }
 
@@ -154,7 +105,8 @@ func TestMeshIstioThreeHopLane(t *testing.T) {
 	const oldImage, newImage = "example.com/app:v1", "example.com/app:v2"
 	meshLane(t, ns, "a")
 	for _, name := range []string{"a", "b", "c"} {
-		for _, obj := range []client.Object{service(ns, name), deployment(ns, name, oldImage, 2), meshRollout(ns, name)} {
+		d := deployment(ns, name, oldImage, 2)
+		for _, obj := range []client.Object{service(ns, name), d, laneRollout(d)} {
 			if err := c.Create(ctx, obj); err != nil {
 				t.Fatalf("creating %T %s: %v", obj, name, err)
 			}

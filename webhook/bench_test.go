@@ -29,7 +29,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
@@ -174,11 +173,9 @@ type benchCluster struct {
 
 func benchScheme(b *testing.B) *k8sruntime.Scheme {
 	b.Helper()
-	s := k8sruntime.NewScheme()
-	for _, add := range []func(*k8sruntime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, v1beta1.AddToScheme} {
-		if err := add(s); err != nil {
-			b.Fatal(err)
-		}
+	s, err := trafficrouting.NewScheme()
+	if err != nil {
+		b.Fatal(err)
 	}
 	return s
 }

@@ -5,6 +5,7 @@ package framework
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -41,6 +42,9 @@ type lanesBinary struct {
 type LanesManager struct {
 	*Process
 	WebhookPort, MetricsPort, ProbePort int
+
+	// unmount stops keeping the certificate files current.
+	unmount func()
 }
 
 // LanesManagerBinary builds lanes-manager from this repository (once per test binary) and returns
@@ -59,32 +63,49 @@ func (c *Cluster) LanesManagerBinary(ctx context.Context) (string, error) {
 	return c.lanes.path, c.lanes.err
 }
 
-// StartLanesManager runs lanes-manager out of cluster for the rest of the test, the way the chart
-// configures it in cluster, except that the API server reaches its webhook by URL
-// (https://localhost:<port>/mutate-lane-pod) and the serving certificate is issued for
-// "localhost". The MutatingWebhookConfiguration is (re)created with the chart's policy; the
-// manager's certificate rotator fills in its caBundle. It returns once /readyz answers and the
-// caBundle is in place.
+// StartLanesManager runs lanes-manager out of cluster for the rest of the test (see
+// LaunchLanesManager); it is stopped in the test's cleanup, and the tail of its log is written to
+// the test log if the test failed.
 func (c *Cluster) StartLanesManager(t testing.TB, extraArgs ...string) *LanesManager {
 	t.Helper()
-	ctx := t.Context()
-	bin, err := c.LanesManagerBinary(ctx)
+	m, err := c.LaunchLanesManager(t.Context(), t.TempDir(), extraArgs...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("stopping %s: %v", m.Name(), err)
+		}
+		if t.Failed() {
+			t.Logf("----- %s (last 60 lines of %s)\n%s", m.Name(), m.LogPath(), m.Tail(60))
+		}
+	})
+	return m
+}
+
+// LaunchLanesManager runs lanes-manager out of cluster, the way the chart configures it in cluster,
+// except that the API server reaches its webhook by URL (https://localhost:<port>/mutate-lane-pod)
+// and the serving certificate is issued for "localhost" and kept in certDir. The
+// MutatingWebhookConfiguration is (re)created with the chart's policy; the manager's certificate
+// rotator fills in its caBundle. It returns once /readyz answers and the caBundle is in place; the
+// caller ends the manager with Close (the Cluster's Stop ends it too).
+func (c *Cluster) LaunchLanesManager(ctx context.Context, certDir string, extraArgs ...string) (*LanesManager, error) {
+	bin, err := c.LanesManagerBinary(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.ensureLanesWebhookConfiguration(ctx, 0); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ports, err := freePorts(3)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	m := &LanesManager{WebhookPort: ports[0], MetricsPort: ports[1], ProbePort: ports[2]}
 	if err := c.ensureLanesWebhookConfiguration(ctx, m.WebhookPort); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	certDir := t.TempDir()
-	c.mountCertSecret(t, certDir)
+	m.unmount = c.mountSecret(LanesNamespace, "lanes-webhook-cert", certDir)
 	args := []string{
 		"--namespace=" + LanesNamespace,
 		"--leader-elect=false",
@@ -96,17 +117,32 @@ func (c *Cluster) StartLanesManager(t testing.TB, extraArgs ...string) *LanesMan
 		"--webhook-configuration=" + LanesWebhookConfigName,
 		"--webhook-dns-name=localhost",
 	}
-	m.Process = c.StartProcess(t, ProcessSpec{
-		Name: "lanes-manager-" + strconv.Itoa(m.WebhookPort),
+	name := "lanes-manager-" + strconv.Itoa(m.WebhookPort)
+	m.Process, err = c.sup.Start(ProcessSpec{
+		Name: name,
 		Path: bin,
 		Args: append(args, extraArgs...),
 		Env:  []string{"KUBECONFIG=" + c.Kubeconfig},
 	})
+	if err != nil {
+		m.unmount()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	if err := m.waitReady(ctx, c.Client); err != nil {
+		tail := m.Tail(30)
+		return nil, errors.Join(fmt.Errorf("%w\n%s", err, tail), m.Close())
+	}
+	return m, nil
+}
+
+// waitReady waits until the manager answers /readyz, its caBundle is in the webhook configuration
+// and its webhook port speaks TLS.
+func (m *LanesManager) waitReady(ctx context.Context, c client.Client) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
-	err = WaitFor(ctx, 60*time.Second, "lanes-manager ready with its caBundle injected", func(ctx context.Context) (bool, error) {
+	err := WaitFor(ctx, 60*time.Second, "lanes-manager ready with its caBundle injected", func(ctx context.Context) (bool, error) {
 		select {
 		case <-m.Exited():
-			return false, fmt.Errorf("lanes-manager exited: %v\n%s", m.ExitErr(), m.Tail(30))
+			return false, Permanent(fmt.Errorf("lanes-manager exited: %w", m.ExitErr()))
 		default:
 		}
 		resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", m.ProbePort))
@@ -118,21 +154,26 @@ func (c *Cluster) StartLanesManager(t testing.TB, extraArgs ...string) *LanesMan
 			return false, nil
 		}
 		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-		if err := c.Client.Get(ctx, client.ObjectKey{Name: LanesWebhookConfigName}, cfg); err != nil {
+		if err := c.Get(ctx, client.ObjectKey{Name: LanesWebhookConfigName}, cfg); err != nil {
 			return false, err
 		}
 		return len(cfg.Webhooks) == 1 && len(cfg.Webhooks[0].ClientConfig.CABundle) > 0, nil
 	})
 	if err != nil {
-		t.Fatalf("%v\n%s", err, m.Tail(30))
+		return err
 	}
-	// The webhook port speaks TLS with the rotated certificate.
 	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", m.WebhookPort), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only checks that TLS is served
 	if err != nil {
-		t.Fatalf("lanes-manager webhook does not serve TLS: %v", err)
+		return fmt.Errorf("lanes-manager webhook does not serve TLS: %w", err)
 	}
-	_ = conn.Close()
-	return m
+	return conn.Close()
+}
+
+// Close stops the manager and stops keeping its certificate files current.
+func (m *LanesManager) Close() error {
+	err := m.Stop(stopGrace)
+	m.unmount()
+	return err
 }
 
 // ensureLanesWebhookConfiguration creates the lanes-system namespace and (re)writes the webhook
@@ -187,21 +228,19 @@ func (c *Cluster) ensureLanesWebhookConfiguration(ctx context.Context, port int)
 	return nil
 }
 
-// mountCertSecret does for the out-of-cluster manager what the kubelet does for the chart's pod:
-// it keeps the files of the certificate Secret in certDir, until the test ends.
-func (c *Cluster) mountCertSecret(t testing.TB, certDir string) {
-	t.Helper()
-	c.MountSecret(t, LanesNamespace, "lanes-webhook-cert", certDir)
-}
-
 // MountSecret keeps the files of Secret namespace/name in dir, polling it until the test ends, the
 // way the kubelet keeps a Secret volume current for a pod. A Secret that does not exist yet is
 // waited for.
 func (c *Cluster) MountSecret(t testing.TB, namespace, name, dir string) {
 	t.Helper()
+	t.Cleanup(c.mountSecret(namespace, name, dir))
+}
+
+// mountSecret is MountSecret until the returned function is called; that function returns once
+// the polling has stopped.
+func (c *Cluster) mountSecret(namespace, name, dir string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
 	go func() {
 		defer close(done)
 		ticker := time.NewTicker(200 * time.Millisecond)
@@ -226,6 +265,8 @@ func (c *Cluster) MountSecret(t testing.TB, namespace, name, dir string) {
 			}
 		}
 	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }
 }
 
 // FreePorts returns n free TCP ports on the loopback interface, for a process a test starts itself.

@@ -1,0 +1,37 @@
+//go:build e2e
+
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Start starts the same control plane Main starts, for a program that is not a test binary (the
+// demo). The caller owns the Cluster: it must call Stop when done and when interrupted. If the
+// caller dies without stopping it (a panic, SIGKILL), the processes end anyway through the
+// Supervisor's parent-death signal.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	c, err := newCluster(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.start(ctx); err != nil {
+		for _, p := range c.sup.Processes() {
+			fmt.Fprintf(os.Stderr, "----- %s (last 30 lines)\n%s\n", p.Name(), p.Tail(30))
+		}
+		return nil, errors.Join(fmt.Errorf("starting the control plane: %w", err), c.stop(true))
+	}
+	return c, nil
+}
+
+// Stop stops every process the Cluster started, newest first, and removes its work directory. It is
+// safe to call more than once, also concurrently (from a signal handler and a deferred call).
+func (c *Cluster) Stop() error {
+	return c.stop(false)
+}
+
+// LogDir is the folder that holds every component's log while the Cluster runs.
+func (c *Cluster) LogDir() string { return c.sup.logDir }

@@ -2,9 +2,12 @@ package trafficrouting
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/openkruise/rollouts/api/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -69,18 +72,85 @@ func MeshOf(tr *v1alpha1.TrafficRouting) (Mesh, error) {
 }
 
 // withMesh adjusts a lane for the mesh that routes it. An istio lane selects its DestinationRule
-// subsets by the istio dialect's label, and Istio cannot select "pods without the lane label", so
-// an istio lane always carries the istio dialect and labels its stable pods "base".
+// subsets by the istio dialect's label, a gateway-api lane selects its lane and base Services by
+// the lanes dialect's label, and neither can select "pods without the lane label", so such a lane
+// always carries its mesh's dialect and labels its stable pods "base".
 func withMesh(lane Lane, m Mesh) Lane {
-	if m != MeshIstio {
+	var dialect Dialect
+	switch m {
+	case MeshIstio:
+		dialect = DialectIstio
+	case MeshGatewayAPI:
+		dialect = DialectLanes
+	default:
 		return lane
 	}
 	lane.BaseLabels = true
-	for _, d := range lane.Dialects {
-		if d == DialectIstio {
-			return lane
-		}
+	if slices.Contains(lane.Dialects, dialect) {
+		return lane
 	}
-	lane.Dialects = append(append([]Dialect(nil), lane.Dialects...), DialectIstio)
+	lane.Dialects = append(append([]Dialect(nil), lane.Dialects...), dialect)
 	return lane
+}
+
+// meshFlavor is what differs between the meshes Kruise Lanes writes routes for.
+type meshFlavor struct {
+	// label is the pod label whose value is the lane tag on lane pods and BaseTag on base pods.
+	label string
+	// kinds are the kinds written, in deletion order: routes before what they route to.
+	kinds []schema.GroupVersionKind
+	// render returns the objects that route one hop.
+	render func(Lane, metav1.OwnerReference, Hop) ([]*unstructured.Unstructured, error)
+	// blocking returns, among objects Kruise Lanes did not write for the lane, one that stands in
+	// the way of routing the member Service, or nil.
+	blocking func(foreign []*unstructured.Unstructured, lane Lane, service string) *unstructured.Unstructured
+}
+
+// flavorOf returns how Kruise Lanes routes a mesh; false for MeshNone.
+func flavorOf(m Mesh) (meshFlavor, bool) {
+	switch m {
+	case MeshIstio:
+		return meshFlavor{
+			label: LabelIstio,
+			kinds: []schema.GroupVersionKind{VirtualServiceGVK, DestinationRuleGVK},
+			render: func(lane Lane, owner metav1.OwnerReference, hop Hop) ([]*unstructured.Unstructured, error) {
+				return IstioObjects(lane, owner, hop), nil
+			},
+			blocking: func(foreign []*unstructured.Unstructured, lane Lane, service string) *unstructured.Unstructured {
+				for _, o := range foreign {
+					if o.GetName() == MeshObjectName(service) {
+						return o
+					}
+					for _, h := range IstioObjectHosts(o) {
+						if IstioHostOf(h, service, lane.Namespace) {
+							return o
+						}
+					}
+				}
+				return nil
+			},
+		}, true
+	case MeshGatewayAPI:
+		return meshFlavor{
+			label:  LabelLanes,
+			kinds:  []schema.GroupVersionKind{HTTPRouteGVK, ServiceGVK},
+			render: GatewayObjects,
+			blocking: func(foreign []*unstructured.Unstructured, lane Lane, service string) *unstructured.Unstructured {
+				for _, o := range foreign {
+					switch o.GetKind() {
+					case ServiceGVK.Kind:
+						if n := o.GetName(); n == LaneServiceName(service, lane.Tag) || n == LaneServiceName(service, BaseTag) {
+							return o
+						}
+					case HTTPRouteGVK.Kind:
+						if slices.Contains(HTTPRouteParentServices(o), service) {
+							return o
+						}
+					}
+				}
+				return nil
+			},
+		}, true
+	}
+	return meshFlavor{}, false
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/openkruise/rollouts/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -43,6 +44,10 @@ type Hop struct {
 	LaneReady bool
 	// BaseReady is true while at least one Ready pod of the Service carries the base label.
 	BaseReady bool
+	// Selector and Ports are the member Service's (gateway-api lanes copy them into the lane and
+	// base Services).
+	Selector map[string]string
+	Ports    []corev1.ServicePort
 }
 
 // MeshObjectName is the name of the DestinationRule and the VirtualService of a member Service.

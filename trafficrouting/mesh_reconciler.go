@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 
 	"github.com/openkruise/rollouts/api/v1alpha1"
 	"github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -24,25 +27,29 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
-// IstioRouteReconciler writes the east-west routes of istio lanes: for every member Service of a
-// releasing member, the DestinationRule and VirtualService IstioObjects renders, owned by the
-// TrafficRouting. It is level-based: each reconcile of a lane computes every object from the
-// members, Services and pods, writes what differs and deletes what it wrote that is no longer
+// MeshRouteReconciler writes the east-west routes of istio and gateway-api lanes: for every
+// member Service of a releasing member, the objects IstioObjects or GatewayObjects renders, owned
+// by the TrafficRouting. It is level-based: each reconcile of a lane computes every object from
+// the members, Services and pods, writes what differs and deletes what it wrote that is no longer
 // wanted, so a hop's lane route goes as soon as its last Ready lane pod does, and a lane with no
-// releasing member (or that stopped being an istio lane) has no objects left. An object for a
-// member's host that Kruise Lanes did not write is never touched: the hop is skipped and a
-// Warning Event on the TrafficRouting says why.
-type IstioRouteReconciler struct {
+// releasing member (or that changed mesh) has no objects left. A member stops releasing as soon as
+// Kruise starts finalising or cancelling it, so its routes go before Kruise promotes or rolls back
+// its pods. An object for a member's host that Kruise Lanes did not write is never touched: the
+// hop is skipped and a Warning Event on the TrafficRouting says why.
+type MeshRouteReconciler struct {
 	Client   client.Client
 	Defaults Defaults
 	Recorder record.EventRecorder
 	// CloneSets is true where apps.kruise.io CloneSets are installed.
 	CloneSets bool
+	// Meshes are the meshes whose CRDs are installed; SetupWithManager fills it from the API
+	// server's discovery when empty. A lane of another mesh gets a Warning Event and no routes.
+	Meshes []Mesh
 }
 
-// Reconcile brings one lane's Istio objects to what its members need now.
-func (r *IstioRouteReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	log := logf.FromContext(ctx).WithName("mesh-istio")
+// Reconcile brings one lane's mesh objects to what its members need now.
+func (r *MeshRouteReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	log := logf.FromContext(ctx).WithName("mesh-routes")
 	tr := &v1alpha1.TrafficRouting{}
 	if err := r.Client.Get(ctx, req.NamespacedName, tr); err != nil {
 		// A deleted lane's objects go with it (owner references).
@@ -55,22 +62,32 @@ func (r *IstioRouteReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 	var desired []*unstructured.Unstructured
 	mesh, err := MeshOf(tr)
 	if err != nil {
-		r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneMisconfigured", "istio routes left as they are: %v", err)
+		r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneMisconfigured", "mesh routes left as they are: %v", err)
 		return reconcile.Result{}, nil
 	}
-	if mesh == MeshIstio && tr.DeletionTimestamp.IsZero() {
+	if flavor, ok := flavorOf(mesh); ok && tr.DeletionTimestamp.IsZero() {
+		if !slices.Contains(r.Meshes, mesh) {
+			r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneMisconfigured",
+				"the lane asks for %s routes but the API server does not serve %s; install them and restart lanes-manager", mesh, kindNames(flavor.kinds))
+			return reconcile.Result{}, nil
+		}
 		lane, err := Resolve(tr, r.Defaults)
 		if err != nil {
 			// A broken lane keeps the routes it has; the webhook's Events say what to change.
-			r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneMisconfigured", "istio routes left as they are: %v", err)
+			r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneMisconfigured", "%s routes left as they are: %v", mesh, err)
 			return reconcile.Result{}, nil
 		}
-		hops, err := r.hops(ctx, tr, lane)
+		hops, err := r.hops(ctx, tr, lane, flavor)
 		if err != nil {
 			return reconcile.Result{}, err
 		}
 		for _, hop := range hops {
-			desired = append(desired, IstioObjects(lane, LaneOwner(tr), hop)...)
+			objs, err := flavor.render(lane, LaneOwner(tr), hop)
+			if err != nil {
+				r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneRouteInvalid", "no lane route for %v", err)
+				continue
+			}
+			desired = append(desired, objs...)
 		}
 	}
 
@@ -81,30 +98,65 @@ func (r *IstioRouteReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 			return reconcile.Result{}, err
 		}
 	}
-	// VirtualServices go before DestinationRules: a route never names a subset that is gone.
-	for _, kind := range []string{VirtualServiceGVK.Kind, DestinationRuleGVK.Kind} {
+	// Routes go before what they route to: a route never names a subset or backend that is gone.
+	for _, gvk := range r.ownedKinds() {
 		for _, obj := range existing {
-			if obj.GetKind() != kind || wanted[objectKey(obj)] {
+			if obj.GroupVersionKind().GroupKind() != gvk.GroupKind() || wanted[objectKey(obj)] {
 				continue
 			}
 			if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: ptrUID(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
-				return reconcile.Result{}, fmt.Errorf("delete %s %s/%s: %w", kind, obj.GetNamespace(), obj.GetName(), err)
+				return reconcile.Result{}, fmt.Errorf("delete %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 			}
-			log.Info("lane route deleted", "lane", req, "kind", kind, "name", obj.GetName())
-			r.Recorder.Eventf(tr, corev1.EventTypeNormal, "LaneRouteDeleted", "deleted %s %s", kind, obj.GetName())
+			log.Info("lane route deleted", "lane", req, "kind", gvk.Kind, "name", obj.GetName())
+			r.Recorder.Eventf(tr, corev1.EventTypeNormal, "LaneRouteDeleted", "deleted %s %s", gvk.Kind, obj.GetName())
 		}
 	}
 	return reconcile.Result{}, nil
+}
+
+// ownedKinds are the kinds of every installed mesh, in deletion order: routes first.
+func (r *MeshRouteReconciler) ownedKinds() []schema.GroupVersionKind {
+	var out []schema.GroupVersionKind
+	for _, m := range allMeshes {
+		if f, ok := flavorOf(m); ok && slices.Contains(r.Meshes, m) {
+			out = append(out, f.kinds...)
+		}
+	}
+	return out
+}
+
+func kindNames(gvks []schema.GroupVersionKind) string {
+	names := make([]string, 0, len(gvks))
+	for _, gvk := range gvks {
+		if gvk.Group != "" {
+			names = append(names, gvk.Kind+"s ("+gvk.Group+")")
+		}
+	}
+	return strings.Join(names, " and ")
 }
 
 func ptrUID(uid types.UID) *types.UID { return &uid }
 
 func objectKey(u *unstructured.Unstructured) string { return u.GetKind() + "/" + u.GetName() }
 
+// releasing reports whether a member Rollout is in a release Kruise Lanes routes: progressing,
+// and not yet finalising (promoting) or cancelling (rolling back).
+func releasing(ro *v1beta1.Rollout) bool {
+	if !ro.DeletionTimestamp.IsZero() || ro.Status.Phase != v1beta1.RolloutPhaseProgressing {
+		return false
+	}
+	for _, c := range ro.Status.Conditions {
+		if c.Type == v1beta1.RolloutConditionProgressing {
+			return c.Reason != v1beta1.ProgressingReasonFinalising && c.Reason != v1beta1.ProgressingReasonCancelling
+		}
+	}
+	return true
+}
+
 // hops gathers the member Services of the lane's releasing members and whether each has Ready
-// lane and base pods. Services whose host has an Istio object Kruise Lanes did not write for this
-// lane are left out, with a Warning Event.
-func (r *IstioRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRouting, lane Lane) ([]Hop, error) {
+// lane and base pods. Services for which a mesh object Kruise Lanes did not write for this lane
+// is in the way are left out, with a Warning Event.
+func (r *MeshRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRouting, lane Lane, flavor meshFlavor) ([]Hop, error) {
 	rollouts := &v1beta1.RolloutList{}
 	if err := r.Client.List(ctx, rollouts, client.InNamespace(tr.Namespace)); err != nil {
 		return nil, fmt.Errorf("list rollouts in %s: %w", tr.Namespace, err)
@@ -113,7 +165,7 @@ func (r *IstioRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRou
 	if err := r.Client.List(ctx, services, client.InNamespace(tr.Namespace)); err != nil {
 		return nil, fmt.Errorf("list services in %s: %w", tr.Namespace, err)
 	}
-	foreign, err := r.foreignObjects(ctx, tr)
+	foreign, err := r.foreignObjects(ctx, tr, flavor)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +173,7 @@ func (r *IstioRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRou
 	var hops []Hop
 	for i := range rollouts.Items {
 		ro := &rollouts.Items[i]
-		if ro.Annotations[TrafficRoutingAnnotation] != tr.Name || !ro.DeletionTimestamp.IsZero() || ro.Status.Phase != v1beta1.RolloutPhaseProgressing {
+		if ro.Annotations[TrafficRoutingAnnotation] != tr.Name || !releasing(ro) {
 			continue
 		}
 		template, err := r.templateLabels(ctx, ro)
@@ -134,16 +186,16 @@ func (r *IstioRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRou
 				continue
 			}
 			seen[svc.Name] = true
-			if other := conflicting(foreign, svc.Name, tr.Namespace); other != nil {
+			if other := flavor.blocking(foreign, lane, svc.Name); other != nil {
 				r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneRouteConflict",
 					"service %s is routed by %s %s, which Kruise Lanes did not write for this lane; its lane route is not written: delete or merge that object", svc.Name, other.GetKind(), other.GetName())
 				continue
 			}
-			hop := Hop{Service: svc.Name}
-			if hop.LaneReady, err = r.anyReady(ctx, tr.Namespace, svc.Spec.Selector, LabelIstio, lane.Tag); err != nil {
+			hop := Hop{Service: svc.Name, Selector: svc.Spec.Selector, Ports: svc.Spec.Ports}
+			if hop.LaneReady, err = r.anyReady(ctx, tr.Namespace, svc.Spec.Selector, flavor.label, lane.Tag); err != nil {
 				return nil, err
 			}
-			if hop.BaseReady, err = r.anyReady(ctx, tr.Namespace, svc.Spec.Selector, LabelIstio, BaseTag); err != nil {
+			if hop.BaseReady, err = r.anyReady(ctx, tr.Namespace, svc.Spec.Selector, flavor.label, BaseTag); err != nil {
 				return nil, err
 			}
 			hops = append(hops, hop)
@@ -152,23 +204,8 @@ func (r *IstioRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRou
 	return hops, nil
 }
 
-// conflicting returns an object among others that routes the Service's host.
-func conflicting(others []*unstructured.Unstructured, service, namespace string) *unstructured.Unstructured {
-	for _, o := range others {
-		if o.GetName() == MeshObjectName(service) {
-			return o
-		}
-		for _, h := range IstioObjectHosts(o) {
-			if IstioHostOf(h, service, namespace) {
-				return o
-			}
-		}
-	}
-	return nil
-}
-
 // templateLabels are the pod template labels of a Rollout's workload.
-func (r *IstioRouteReconciler) templateLabels(ctx context.Context, ro *v1beta1.Rollout) (map[string]string, error) {
+func (r *MeshRouteReconciler) templateLabels(ctx context.Context, ro *v1beta1.Rollout) (map[string]string, error) {
 	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.WorkloadRef.Name}
 	switch ro.Spec.WorkloadRef.Kind {
 	case "Deployment":
@@ -199,7 +236,7 @@ func (r *IstioRouteReconciler) templateLabels(ctx context.Context, ro *v1beta1.R
 }
 
 // anyReady reports whether a Ready, not terminating pod matches the selector plus key=value.
-func (r *IstioRouteReconciler) anyReady(ctx context.Context, namespace string, selector map[string]string, key, value string) (bool, error) {
+func (r *MeshRouteReconciler) anyReady(ctx context.Context, namespace string, selector map[string]string, key, value string) (bool, error) {
 	match := client.MatchingLabels{key: value}
 	for k, v := range selector {
 		match[k] = v
@@ -225,7 +262,7 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-func (r *IstioRouteReconciler) list(ctx context.Context, namespace string, gvk schema.GroupVersionKind, opts ...client.ListOption) ([]*unstructured.Unstructured, error) {
+func (r *MeshRouteReconciler) list(ctx context.Context, namespace string, gvk schema.GroupVersionKind, opts ...client.ListOption) ([]*unstructured.Unstructured, error) {
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 	if err := r.Client.List(ctx, list, append(opts, client.InNamespace(namespace))...); err != nil {
@@ -238,10 +275,10 @@ func (r *IstioRouteReconciler) list(ctx context.Context, namespace string, gvk s
 	return out, nil
 }
 
-// ownedObjects are the Istio objects Kruise Lanes wrote for this lane.
-func (r *IstioRouteReconciler) ownedObjects(ctx context.Context, tr *v1alpha1.TrafficRouting) ([]*unstructured.Unstructured, error) {
+// ownedObjects are the mesh objects Kruise Lanes wrote for this lane, of every installed mesh.
+func (r *MeshRouteReconciler) ownedObjects(ctx context.Context, tr *v1alpha1.TrafficRouting) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
-	for _, gvk := range []schema.GroupVersionKind{VirtualServiceGVK, DestinationRuleGVK} {
+	for _, gvk := range r.ownedKinds() {
 		objs, err := r.list(ctx, tr.Namespace, gvk, client.MatchingLabels{ManagedByLabel: ManagedByValue, MeshLaneLabel: tr.Name})
 		if err != nil {
 			return nil, err
@@ -251,11 +288,11 @@ func (r *IstioRouteReconciler) ownedObjects(ctx context.Context, tr *v1alpha1.Tr
 	return out, nil
 }
 
-// foreignObjects are the Istio objects in the lane's namespace that Kruise Lanes did not write
-// for this lane.
-func (r *IstioRouteReconciler) foreignObjects(ctx context.Context, tr *v1alpha1.TrafficRouting) ([]*unstructured.Unstructured, error) {
+// foreignObjects are the objects of the mesh's kinds in the lane's namespace that Kruise Lanes did
+// not write for this lane.
+func (r *MeshRouteReconciler) foreignObjects(ctx context.Context, tr *v1alpha1.TrafficRouting, flavor meshFlavor) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
-	for _, gvk := range []schema.GroupVersionKind{VirtualServiceGVK, DestinationRuleGVK} {
+	for _, gvk := range flavor.kinds {
 		objs, err := r.list(ctx, tr.Namespace, gvk)
 		if err != nil {
 			return nil, err
@@ -271,7 +308,7 @@ func (r *IstioRouteReconciler) foreignObjects(ctx context.Context, tr *v1alpha1.
 
 // write creates the object, or updates it when its labels, owners or spec differ. It never
 // takes over an object it did not write (hops already skips those; this guards the race).
-func (r *IstioRouteReconciler) write(ctx context.Context, tr *v1alpha1.TrafficRouting, obj *unstructured.Unstructured) error {
+func (r *MeshRouteReconciler) write(ctx context.Context, tr *v1alpha1.TrafficRouting, obj *unstructured.Unstructured) error {
 	current := &unstructured.Unstructured{}
 	current.SetGroupVersionKind(obj.GroupVersionKind())
 	err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), current)
@@ -289,7 +326,7 @@ func (r *IstioRouteReconciler) write(ctx context.Context, tr *v1alpha1.TrafficRo
 		r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneRouteConflict", "%s %s exists and Kruise Lanes did not write it; left as it is", obj.GetKind(), obj.GetName())
 		return nil
 	}
-	if reflect.DeepEqual(current.Object["spec"], obj.Object["spec"]) &&
+	if covers(current.Object["spec"], obj.Object["spec"]) &&
 		reflect.DeepEqual(current.GetLabels(), obj.GetLabels()) &&
 		reflect.DeepEqual(current.GetOwnerReferences(), obj.GetOwnerReferences()) {
 		return nil
@@ -302,46 +339,115 @@ func (r *IstioRouteReconciler) write(ctx context.Context, tr *v1alpha1.TrafficRo
 	return nil
 }
 
-// routeSummary says whether a VirtualService carries a lane route.
+// covers reports whether got holds everything want holds: the API server adds defaults to what
+// Kruise Lanes writes (a Service's clusterIP, an HTTPRoute backend's weight), which are no reason
+// to write it again.
+func covers(got, want any) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, v := range w {
+			if !covers(g[k], v) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !covers(g[i], w[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return reflect.DeepEqual(got, want)
+}
+
+// routeSummary says whether a VirtualService or HTTPRoute carries a lane route.
 func routeSummary(obj *unstructured.Unstructured) string {
-	if obj.GetKind() != VirtualServiceGVK.Kind {
+	var routes []any
+	switch obj.GetKind() {
+	case VirtualServiceGVK.Kind:
+		routes, _, _ = unstructured.NestedSlice(obj.Object, "spec", "http")
+	case HTTPRouteGVK.Kind:
+		routes, _, _ = unstructured.NestedSlice(obj.Object, "spec", "rules")
+	default:
 		return ""
 	}
-	routes, _, _ := unstructured.NestedSlice(obj.Object, "spec", "http")
 	if len(routes) > 1 {
 		return " with the lane route"
 	}
 	return " without a lane route"
 }
 
-// SetupWithManager registers the reconciler. Lanes are reconciled when they change, when their
-// Istio objects change, when a member Rollout changes, when a Service changes, and when a pod
-// carrying the istio label changes (readiness, labels, deletion).
-func (r *IstioRouteReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	vs := &unstructured.Unstructured{}
-	vs.SetGroupVersionKind(VirtualServiceGVK)
-	dr := &unstructured.Unstructured{}
-	dr.SetGroupVersionKind(DestinationRuleGVK)
-	hasIstioLabel := func(o client.Object) bool {
-		_, ok := o.GetLabels()[LabelIstio]
-		return ok
+// SetupWithManager registers the reconciler. It finds which meshes' CRDs the API server serves
+// (unless Meshes is set) and watches their kinds. Lanes are reconciled when they change, when
+// their mesh objects change, when a member Rollout changes, when a Service changes, and when a pod
+// carrying a mesh's lane label changes (readiness, labels, deletion).
+func (r *MeshRouteReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if len(r.Meshes) == 0 {
+		for _, m := range allMeshes {
+			f, ok := flavorOf(m)
+			if ok && servesAll(mgr.GetRESTMapper(), f.kinds) {
+				r.Meshes = append(r.Meshes, m)
+			}
+		}
 	}
-	// A pod matters while it carries the istio label, and when it loses it.
-	istioPods := predicate.Funcs{
-		CreateFunc:  func(e event.CreateEvent) bool { return hasIstioLabel(e.Object) },
-		UpdateFunc:  func(e event.UpdateEvent) bool { return hasIstioLabel(e.ObjectOld) || hasIstioLabel(e.ObjectNew) },
-		DeleteFunc:  func(e event.DeleteEvent) bool { return hasIstioLabel(e.Object) },
-		GenericFunc: func(e event.GenericEvent) bool { return hasIstioLabel(e.Object) },
+	mgr.GetLogger().WithName("mesh-routes").Info("meshes served by the API server", "meshes", r.Meshes)
+	var labelKeys []string
+	for _, m := range allMeshes {
+		if f, ok := flavorOf(m); ok {
+			labelKeys = append(labelKeys, f.label)
+		}
 	}
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("mesh-istio").
-		For(&v1alpha1.TrafficRouting{}).
-		Owns(vs).
-		Owns(dr).
+	hasLaneLabel := func(o client.Object) bool {
+		for _, k := range labelKeys {
+			if _, ok := o.GetLabels()[k]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	// A pod matters while it carries a mesh's lane label, and when it loses it.
+	lanePods := predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return hasLaneLabel(e.Object) },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return hasLaneLabel(e.ObjectOld) || hasLaneLabel(e.ObjectNew) },
+		DeleteFunc:  func(e event.DeleteEvent) bool { return hasLaneLabel(e.Object) },
+		GenericFunc: func(e event.GenericEvent) bool { return hasLaneLabel(e.Object) },
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("mesh-routes").
+		For(&v1alpha1.TrafficRouting{})
+	for _, gvk := range r.ownedKinds() {
+		if gvk == ServiceGVK {
+			continue // every Service is watched below
+		}
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		b = b.Owns(u)
+	}
+	return b.
 		Watches(&v1beta1.Rollout{}, handler.EnqueueRequestsFromMapFunc(laneOfRollout)).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.lanesInNamespace)).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.lanesInNamespace), builder.WithPredicates(istioPods)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.lanesInNamespace), builder.WithPredicates(lanePods)).
 		Complete(r)
+}
+
+// servesAll reports whether the API server serves every kind.
+func servesAll(mapper meta.RESTMapper, gvks []schema.GroupVersionKind) bool {
+	for _, gvk := range gvks {
+		if _, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func laneOfRollout(_ context.Context, obj client.Object) []reconcile.Request {
@@ -352,7 +458,7 @@ func laneOfRollout(_ context.Context, obj client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
 }
 
-func (r *IstioRouteReconciler) lanesInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+func (r *MeshRouteReconciler) lanesInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
 	list := &v1alpha1.TrafficRoutingList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
 		logf.FromContext(ctx).Error(err, "list lanes", "namespace", obj.GetNamespace())
@@ -360,7 +466,7 @@ func (r *IstioRouteReconciler) lanesInNamespace(ctx context.Context, obj client.
 	}
 	var reqs []reconcile.Request
 	for i := range list.Items {
-		if m, err := MeshOf(&list.Items[i]); err == nil && m == MeshIstio {
+		if m, err := MeshOf(&list.Items[i]); err == nil && m != MeshNone {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
 	}

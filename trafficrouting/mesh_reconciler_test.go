@@ -25,7 +25,7 @@ func meshScheme(t *testing.T) *runtime.Scheme {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, gvk := range []schema.GroupVersionKind{VirtualServiceGVK, DestinationRuleGVK} {
+	for _, gvk := range []schema.GroupVersionKind{VirtualServiceGVK, DestinationRuleGVK, HTTPRouteGVK} {
 		s.AddKnownTypeWithName(gvk, &unstructured.Unstructured{})
 		s.AddKnownTypeWithName(gvk.GroupVersion().WithKind(gvk.Kind+"List"), &unstructured.UnstructuredList{})
 	}
@@ -115,7 +115,7 @@ func TestIstioRouteReconciler(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(tc.objs, istioLane())...).Build()
 			rec := record.NewFakeRecorder(20)
-			r := &IstioRouteReconciler{Client: c, Defaults: DefaultDefaults(), Recorder: rec}
+			r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: rec}
 			if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())}); err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +144,7 @@ func TestIstioRouteReconciler(t *testing.T) {
 func TestIstioRouteReconcilerLaneRouteFollowsReadiness(t *testing.T) {
 	objs := member("a", true)
 	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(objs, istioLane())...).WithStatusSubresource(&corev1.Pod{}).Build()
-	r := &IstioRouteReconciler{Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
+	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
 	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())}
 	routes := func() []string {
 		t.Helper()
@@ -176,5 +176,36 @@ func TestIstioRouteReconcilerLaneRouteFollowsReadiness(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"base"}, routes()); diff != "" {
 		t.Errorf("with the canary not Ready (-want +got):\n%s", diff)
+	}
+}
+
+func TestReleasing(t *testing.T) {
+	withReason := func(phase v1beta1.RolloutPhase, reason string) *v1beta1.Rollout {
+		ro := &v1beta1.Rollout{Status: v1beta1.RolloutStatus{Phase: phase}}
+		if reason != "" {
+			ro.Status.Conditions = []v1beta1.RolloutCondition{{Type: v1beta1.RolloutConditionProgressing, Status: corev1.ConditionTrue, Reason: reason}}
+		}
+		return ro
+	}
+	tests := []struct {
+		ro   *v1beta1.Rollout
+		want bool
+	}{
+		{withReason(v1beta1.RolloutPhaseProgressing, ""), true},
+		{withReason(v1beta1.RolloutPhaseProgressing, v1beta1.ProgressingReasonInRolling), true},
+		{withReason(v1beta1.RolloutPhaseProgressing, v1beta1.ProgressingReasonPaused), true},
+		// Kruise is promoting or rolling back: the lane routes go first.
+		{withReason(v1beta1.RolloutPhaseProgressing, v1beta1.ProgressingReasonFinalising), false},
+		{withReason(v1beta1.RolloutPhaseProgressing, v1beta1.ProgressingReasonCancelling), false},
+		{withReason(v1beta1.RolloutPhaseHealthy, v1beta1.ProgressingReasonCompleted), false},
+	}
+	for _, tc := range tests {
+		reason := ""
+		if len(tc.ro.Status.Conditions) > 0 {
+			reason = tc.ro.Status.Conditions[0].Reason
+		}
+		if got := releasing(tc.ro); got != tc.want {
+			t.Errorf("phase %s reason %q: releasing %v, want %v", tc.ro.Status.Phase, reason, got, tc.want)
+		}
 	}
 }

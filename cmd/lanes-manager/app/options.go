@@ -88,7 +88,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Providers, "providers", o.Providers, "ingress providers to install into Kruise's ConfigMap, comma separated (empty: install none)")
 	fs.StringVar(&o.ProviderPrefix, "provider-class-prefix", o.ProviderPrefix, "install providers under class types <prefix><class> (e.g. lanes-mse) instead of replacing Kruise's built-in class names")
 	fs.BoolVar(&o.OverwriteProviders, "overwrite-providers", o.OverwriteProviders, "take over provider keys that someone else set in Kruise's ConfigMap")
-	fs.BoolVar(&o.MeshRoutes, "mesh-routes", o.MeshRoutes, "write the east-west routes of istio lanes (DestinationRules and VirtualServices; needs Istio's CRDs)")
+	fs.BoolVar(&o.MeshRoutes, "mesh-routes", o.MeshRoutes, "write the east-west routes of istio lanes (DestinationRules, VirtualServices) and gateway-api lanes (Services, HTTPRoutes), for the meshes whose CRDs are installed")
 }
 
 // ProviderScripts maps the ConfigMap keys to install to their scripts.

@@ -100,6 +100,10 @@ func run(ctx context.Context, o *Options) error {
 		// The provider installer reads Kruise's ConfigMap through the cache; the chart grants
 		// configmaps only in Kruise's namespace, so that is the only namespace watched for them.
 		// managedFields are never read here; dropping them cuts about a quarter of the cache's heap.
+		// Mesh objects (VirtualServices, HTTPRoutes...) are read as unstructured; reading them from
+		// the informers the mesh route reconciler starts anyway spares the API server a GET per
+		// object per reconcile.
+		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
@@ -128,10 +132,10 @@ func run(ctx context.Context, o *Options) error {
 		return fmt.Errorf("set up the lane label reconciler: %w", err)
 	}
 	if o.MeshRoutes {
-		if err := (&trafficrouting.IstioRouteReconciler{
+		if err := (&trafficrouting.MeshRouteReconciler{
 			Client: mgr.GetClient(), Defaults: defaults, Recorder: mgr.GetEventRecorderFor("lanes-manager"), CloneSets: cloneSets,
 		}).SetupWithManager(mgr); err != nil {
-			return fmt.Errorf("set up the istio route reconciler: %w", err)
+			return fmt.Errorf("set up the mesh route reconciler: %w", err)
 		}
 	}
 

@@ -56,6 +56,10 @@ type Options struct {
 	// the OpenKruise manager (built by `make tools` from test/tools/kruise-apps) with only its
 	// CloneSet webhooks registered.
 	KruiseApps bool
+	// WithoutKruise installs Kruise Rollouts' CRDs (without their conversion webhook: only v1beta1
+	// Rollouts can be used) but neither runs its manager nor registers its webhooks, so a test can
+	// write Rollout status itself at a scale the real controller would take minutes to reach.
+	WithoutKruise bool
 }
 
 // Cluster is a running control plane with the Kruise Rollouts manager.
@@ -204,6 +208,9 @@ func (c *Cluster) start(ctx context.Context) error {
 		if appsModule, err = installKruiseAppsCRDs(ctx, c.Client, c.RepoRoot); err != nil {
 			return err
 		}
+	}
+	if c.opts.WithoutKruise {
+		return installKruiseCRDs(ctx, c.Client, c.ToolsBin)
 	}
 	c.kruise, err = startKruise(ctx, c.sup, c.Client, c.ToolsBin, c.dir, c.Kubeconfig)
 	if err != nil || !c.opts.KruiseApps {

@@ -146,6 +146,16 @@ func startKruise(ctx context.Context, sup *Supervisor, c client.Client, toolsBin
 	return p, err
 }
 
+// installKruiseCRDs installs Kruise Rollouts' CRDs as they are staged, for a suite that plays
+// Kruise's part itself (Options.WithoutKruise).
+func installKruiseCRDs(ctx context.Context, c client.Client, toolsBin string) error {
+	crds, err := ReadYAMLFiles(filepath.Join(toolsBin, "kruise-rollouts", "crds", "*.yaml"))
+	if err != nil {
+		return err
+	}
+	return InstallCRDs(ctx, c, crds)
+}
+
 // pointWebhooksAt replaces the in-cluster Service reference of every webhook in a
 // Mutating/ValidatingWebhookConfiguration with a URL on base (Kruise overwrites the client configs
 // with its own CA once it runs; this only makes them valid before it does), and sets the

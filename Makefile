@@ -11,7 +11,10 @@ export GOFLAGS ?= -buildvcs=false
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-demo: ## Show the seed 002 lane's canary Ingress as Kruise will write it (offline, no cluster).
+demo: tools ## The seed 002 lane A -> B -> C on a local control plane with Kruise: release, approve, roll back.
+	LANES_TOOLS_BIN=$(TOOLS_BIN) $(GO) run -tags e2e ./test/demo
+
+render-demo: ## Show the seed 002 lane's canary Ingress as Kruise will write it (offline, no cluster).
 	$(GO) run ./cmd/kubectl-lanes render -f examples/mse/lane.yaml -f examples/mse/ingress.yaml -f examples/mse/app.yaml
 
 build: ## Build lanes-manager and kubectl-lanes into ./bin.
@@ -46,4 +49,4 @@ e2e: tools ## Run the end-to-end suite against a real API server and the real Kr
 
 test: unit chart-test e2e ## The README's test command: unit, golden and e2e tests.
 
-.PHONY: help demo build unit lint generate bench fuzz chart-test tools e2e test
+.PHONY: help demo render-demo build unit lint generate bench fuzz chart-test tools e2e test

@@ -18,71 +18,157 @@ import (
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
-// meshLane creates an istio lane "lane" entered through an MSE Ingress in front of entry, with
-// the tag gray carried in x-mse-tag.
-func meshLane(t *testing.T, ns, entry string) {
+// meshCase is one mesh a lane's hops can be routed by, as the e2e tests read it.
+type meshCase struct {
+	// mesh and dialect are the lane's kruise-lanes.io/mesh and kruise-lanes.io/dialects.
+	mesh, dialect string
+	// label is the pod label whose value is the tag on lane pods and base on stable pods.
+	label string
+	// routes reads the lane's objects: for each member Service with a route object, whether it
+	// has a lane route; an error when the objects of a member are incomplete.
+	routes func(ctx context.Context, ns string) (map[string]bool, error)
+	// routeKind is the route kind (apiVersion, kind) whose removal must come before any pod goes,
+	// and hasLane tells whether one such object has the lane route.
+	routeKind [2]string
+	hasLane   func(*unstructured.Unstructured) bool
+}
+
+var meshCases = []meshCase{
+	{mesh: "istio", dialect: "istio", label: trafficrouting.LabelIstio, routes: istioRoutes, routeKind: [2]string{"networking.istio.io/v1", "VirtualService"}, hasLane: istioHasLane},
+	{mesh: "gateway-api", dialect: "lanes", label: trafficrouting.LabelLanes, routes: gatewayRoutes, routeKind: [2]string{"gateway.networking.k8s.io/v1", "HTTPRoute"}, hasLane: gatewayHasLane},
+}
+
+// meshLane creates a lane "lane" of the given mesh entered through an MSE Ingress in front of
+// entry, with the tag gray carried in x-mse-tag.
+func meshLane(t *testing.T, ns, entry string, m meshCase) {
 	t.Helper()
 	installMSEProvider(t)
-	istio := func(tr *rolloutsv1alpha1.TrafficRouting) {
-		tr.Annotations = map[string]string{trafficrouting.AnnotationMesh: "istio", trafficrouting.AnnotationDialects: "istio"}
+	annotate := func(tr *rolloutsv1alpha1.TrafficRouting) {
+		tr.Annotations = map[string]string{trafficrouting.AnnotationMesh: m.mesh, trafficrouting.AnnotationDialects: m.dialect}
 	}
-	for _, obj := range laneEntry(ns, entry, istio) {
+	for _, obj := range laneEntry(ns, entry, annotate) {
 		if err := cluster.Client.Create(t.Context(), obj); err != nil {
 			t.Fatalf("creating %T: %v", obj, err)
 		}
 	}
 }
 
-// laneRoutes reads the lane's Istio objects: for each member Service, whether its
-// VirtualService has a lane route (absent: no VirtualService), and which DestinationRules exist.
-func laneRoutes(ctx context.Context, ns string) (vs map[string]bool, dr map[string]bool, err error) {
-	vs, dr = map[string]bool{}, map[string]bool{}
-	for _, gvk := range []struct{ kind string }{{"VirtualService"}, {"DestinationRule"}} {
-		list := &unstructured.UnstructuredList{}
-		list.SetAPIVersion("networking.istio.io/v1")
-		list.SetKind(gvk.kind + "List")
-		if err := cluster.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{trafficrouting.MeshLaneLabel: "lane"}); err != nil {
-			return nil, nil, err
-		}
-		for _, u := range list.Items {
-			svc := u.GetLabels()[trafficrouting.MeshServiceLabel]
-			if gvk.kind == "DestinationRule" {
-				dr[svc] = true
-				continue
-			}
-			routes, _, _ := unstructured.NestedSlice(u.Object, "spec", "http")
-			lane := false
-			for _, r := range routes {
-				if m, ok := r.(map[string]any); ok && m["name"] == "lane-gray" {
-					lane = true
-				}
-			}
-			vs[svc] = lane
-		}
+// laneObjects lists the objects of one kind Kruise Lanes wrote for the lane "lane" in ns.
+func laneObjects(ctx context.Context, ns, apiVersion, kind string) ([]unstructured.Unstructured, error) {
+	list := &unstructured.UnstructuredList{}
+	list.SetAPIVersion(apiVersion)
+	list.SetKind(kind + "List")
+	if err := cluster.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{trafficrouting.MeshLaneLabel: "lane"}); err != nil {
+		return nil, err
 	}
-	return vs, dr, nil
+	return list.Items, nil
 }
 
-// waitLaneRoutes waits until the lane's VirtualServices are exactly want (Service → has a lane
-// route) and each has its DestinationRule.
-func waitLaneRoutes(t *testing.T, ns, what string, want map[string]bool) time.Duration {
+// istioRoutes reads an istio lane: each member Service's VirtualService has a lane route or not,
+// and has its DestinationRule.
+func istioRoutes(ctx context.Context, ns string) (map[string]bool, error) {
+	out := map[string]bool{}
+	vss, err := laneObjects(ctx, ns, "networking.istio.io/v1", "VirtualService")
+	if err != nil {
+		return nil, err
+	}
+	for i := range vss {
+		out[vss[i].GetLabels()[trafficrouting.MeshServiceLabel]] = istioHasLane(&vss[i])
+	}
+	drs, err := laneObjects(ctx, ns, "networking.istio.io/v1", "DestinationRule")
+	if err != nil {
+		return nil, err
+	}
+	return out, sameServices(out, drs, 1, "DestinationRule")
+}
+
+// gatewayRoutes reads a gateway-api lane: each member Service's HTTPRoute sends the lane header
+// to <svc>-gray or not, and the member has its Services <svc>-base and <svc>-gray.
+func gatewayRoutes(ctx context.Context, ns string) (map[string]bool, error) {
+	out := map[string]bool{}
+	routes, err := laneObjects(ctx, ns, "gateway.networking.k8s.io/v1", "HTTPRoute")
+	if err != nil {
+		return nil, err
+	}
+	for i := range routes {
+		out[routes[i].GetLabels()[trafficrouting.MeshServiceLabel]] = gatewayHasLane(&routes[i])
+	}
+	services, err := laneObjects(ctx, ns, "v1", "Service")
+	if err != nil {
+		return nil, err
+	}
+	return out, sameServices(out, services, 2, "Service")
+}
+
+// stayPut checks that the lane's route objects are not rewritten while nothing changes: what the
+// API server adds to them (defaults) must not make lanes-manager write them again and again.
+func stayPut(t *testing.T, ns string, m meshCase) {
+	t.Helper()
+	versions := func() map[string]string {
+		objs, err := laneObjects(t.Context(), ns, m.routeKind[0], m.routeKind[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, u := range objs {
+			out[u.GetName()] = u.GetResourceVersion()
+		}
+		return out
+	}
+	before := versions()
+	time.Sleep(3 * time.Second)
+	if after := versions(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("%ss rewritten while nothing changed: resource versions %v, then %v", m.routeKind[1], before, after)
+	}
+}
+
+// istioHasLane reports whether a VirtualService's first route is the lane route, ahead of base.
+func istioHasLane(u *unstructured.Unstructured) bool {
+	routes, _, _ := unstructured.NestedSlice(u.Object, "spec", "http")
+	return len(routes) == 2 && routes[0].(map[string]any)["name"] == "lane-gray"
+}
+
+// gatewayHasLane reports whether an HTTPRoute's first rule sends the lane to <svc>-gray, ahead of
+// the fallback rule.
+func gatewayHasLane(u *unstructured.Unstructured) bool {
+	rules, _, _ := unstructured.NestedSlice(u.Object, "spec", "rules")
+	if len(rules) != 2 {
+		return false
+	}
+	backends, _, _ := unstructured.NestedSlice(rules[0].(map[string]any), "backendRefs")
+	return len(backends) == 1 && backends[0].(map[string]any)["name"] == u.GetLabels()[trafficrouting.MeshServiceLabel]+"-gray"
+}
+
+// sameServices checks that every routed member Service has exactly n objects of a kind, and that
+// no other member has any.
+func sameServices(routed map[string]bool, objs []unstructured.Unstructured, n int, kind string) error {
+	count := map[string]int{}
+	for _, u := range objs {
+		count[u.GetLabels()[trafficrouting.MeshServiceLabel]]++
+	}
+	for svc := range routed {
+		if count[svc] != n {
+			return fmt.Errorf("service %s has %d %ss, want %d", svc, count[svc], kind, n)
+		}
+	}
+	if len(count) != len(routed) {
+		return fmt.Errorf("%ss for services %v, want for %v", kind, count, routed)
+	}
+	return nil
+}
+
+// waitLaneRoutes waits until the lane's route objects are exactly want (Service → has a lane
+// route), each with what it routes to.
+func waitLaneRoutes(t *testing.T, ns, what string, m meshCase, want map[string]bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	err := framework.WaitFor(t.Context(), stepTimeout, what, func(ctx context.Context) (bool, error) {
-		vs, dr, err := laneRoutes(ctx, ns)
+		got, err := m.routes(ctx, ns)
 		if err != nil {
-			return false, err
+			return false, framework.Pending("%v", err)
 		}
-		if fmt.Sprint(vs) != fmt.Sprint(want) {
-			return false, framework.Pending("virtual services (service: lane route) %v, want %v", vs, want)
-		}
-		for svc := range want {
-			if !dr[svc] {
-				return false, framework.Pending("no DestinationRule for %s", svc)
-			}
-		}
-		if len(dr) != len(want) {
-			return false, framework.Pending("destination rules %v, want one per virtual service %v", dr, want)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return false, framework.Pending("routes (service: lane route) %v, want %v", got, want)
 		}
 		return true, nil
 	})
@@ -92,18 +178,25 @@ func waitLaneRoutes(t *testing.T, ns, what string, want map[string]bool) time.Du
 	return time.Since(start)
 }
 
-// TestMeshIstioThreeHopLane: a lane A → B → C on Istio where only A and C are released. While
-// their canaries are Ready, A and C have a VirtualService with a lane route to their canary
-// subset and B has none (its hop serves the lane from base); when C's canary loses readiness its
-// lane route goes while A's stays; after approval to completion no lane object remains. The
-// objects are judged by Istio's CRD schemas on the real API server.
-func TestMeshIstioThreeHopLane(t *testing.T) {
+// TestMeshThreeHopLane: a lane A → B → C on Istio, and on Gateway API (GAMMA), where only A and C
+// are released. While their canaries are Ready, A and C have a lane route to their canary and B has
+// none (its hop serves the lane from base); when C's canary loses readiness its lane route goes
+// while A's stays; on approval each member's routes go before Kruise touches any of its pods, and
+// after completion no lane object remains. The objects are judged by Istio's and Gateway API's CRD
+// schemas on the real API server.
+func TestMeshThreeHopLane(t *testing.T) {
+	for _, m := range meshCases {
+		t.Run(m.mesh, func(t *testing.T) { testMeshThreeHopLane(t, m) })
+	}
+}
+
+func testMeshThreeHopLane(t *testing.T, m meshCase) {
 	ctx := t.Context()
 	c := cluster.Client
 	cluster.StartLanesManager(t, "--mesh-routes=true")
 	ns := cluster.Namespace(t)
 	const oldImage, newImage = "example.com/app:v1", "example.com/app:v2"
-	meshLane(t, ns, "a")
+	meshLane(t, ns, "a", m)
 	for _, name := range []string{"a", "b", "c"} {
 		d := deployment(ns, name, oldImage, 2)
 		for _, obj := range []client.Object{service(ns, name), d, laneRollout(d)} {
@@ -133,10 +226,11 @@ func TestMeshIstioThreeHopLane(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	took := waitLaneRoutes(t, ns, "lane routes for a and c only", map[string]bool{"a": true, "c": true})
+	took := waitLaneRoutes(t, ns, "lane routes for a and c only", m, map[string]bool{"a": true, "c": true})
 	t.Logf("lane routes for a and c seen %s after both canaries were Ready", took.Round(time.Millisecond))
+	stayPut(t, ns, m)
 
-	// The stable pods of every member carry the base label the base subset selects.
+	// The stable pods of every member carry the base label the base subset or Service selects.
 	for _, name := range []string{"a", "b", "c"} {
 		pods := &corev1.PodList{}
 		if err := c.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"app": name}); err != nil {
@@ -147,8 +241,8 @@ func TestMeshIstioThreeHopLane(t *testing.T) {
 			if p.Spec.Containers[0].Image == newImage {
 				want = "gray"
 			}
-			if got := p.Labels[trafficrouting.LabelIstio]; got != want {
-				t.Errorf("pod %s (%s) has %s=%q, want %q", p.Name, p.Spec.Containers[0].Image, trafficrouting.LabelIstio, got, want)
+			if got := p.Labels[m.label]; got != want {
+				t.Errorf("pod %s (%s) has %s=%q, want %q", p.Name, p.Spec.Containers[0].Image, m.label, got, want)
 			}
 		}
 	}
@@ -164,7 +258,7 @@ func TestMeshIstioThreeHopLane(t *testing.T) {
 	if err := c.Status().Patch(ctx, notReady, client.MergeFrom(canary)); err != nil {
 		t.Fatal(err)
 	}
-	took = waitLaneRoutes(t, ns, "c's lane route to go with its Ready canary", map[string]bool{"a": true, "c": false})
+	took = waitLaneRoutes(t, ns, "c's lane route to go with its Ready canary", m, map[string]bool{"a": true, "c": false})
 	t.Logf("c's lane route removed %s after its canary turned not Ready", took.Round(time.Millisecond))
 	// Give C a Ready canary again (its Deployment replaces the deleted pod).
 	if err := c.Delete(ctx, canary); err != nil {
@@ -173,9 +267,10 @@ func TestMeshIstioThreeHopLane(t *testing.T) {
 	if err := framework.WaitForReadyPods(ctx, c, ns, map[string]string{"app": "c"}, stepTimeout, map[string]int{newImage: 1, oldImage: 1}); err != nil {
 		t.Fatal(err)
 	}
-	took = waitLaneRoutes(t, ns, "c's lane route back with a Ready canary", map[string]bool{"a": true, "c": true})
+	took = waitLaneRoutes(t, ns, "c's lane route back with a Ready canary", m, map[string]bool{"a": true, "c": true})
 	t.Logf("c's lane route back %s after its new canary was Ready", took.Round(time.Millisecond))
 
+	order := watchRouteOrder(t, ns, m)
 	for _, name := range released {
 		key := client.ObjectKey{Namespace: ns, Name: "rollout-" + name}
 		if err := framework.ApproveRollout(ctx, c, key); err != nil {
@@ -185,8 +280,9 @@ func TestMeshIstioThreeHopLane(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	took = waitLaneRoutes(t, ns, "no lane object after the release", map[string]bool{})
+	took = waitLaneRoutes(t, ns, "no lane object after the release", m, map[string]bool{})
 	t.Logf("every lane object gone %s after both releases completed", took.Round(time.Millisecond))
+	order.check(t, released)
 
 	events := &corev1.EventList{}
 	if err := c.List(ctx, events, client.InNamespace(ns)); err != nil {

@@ -11,7 +11,7 @@ import (
 
 // FS is the embedded script tree, rooted at this folder (e.g. "trafficrouting_ingress/mse.lua").
 //
-//go:embed trafficrouting_ingress/*.lua
+//go:embed trafficrouting_ingress/*.lua trafficrouting_customnetwork/*.lua
 var FS embed.FS
 
 // Ingress returns the ingress provider script for an ingress class type such as "mse".

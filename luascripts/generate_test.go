@@ -60,12 +60,18 @@ func TestScriptsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"lua.traffic.routing.ingress.mse", "lua.traffic.routing.ingress.higress"} {
+	for _, key := range []string{"lua.traffic.routing.ingress.mse", "lua.traffic.routing.ingress.higress", "lua.traffic.routing.HTTPRoute.gateway.networking.k8s.io"} {
 		if scripts[key] == "" {
 			t.Errorf("Scripts() has no %s", key)
 		}
 	}
 	if _, err := Ingress("nginx"); err == nil {
 		t.Error("Ingress(nginx) = nil error, want an error: we ship no nginx provider")
+	}
+	if _, err := CustomNetwork("grpcroute"); err == nil {
+		t.Error("CustomNetwork(grpcroute) = nil error, want an error: we ship no grpcroute provider")
+	}
+	if len(scripts) != len(ProviderNames()) {
+		t.Errorf("Scripts() has %d keys, want one per provider %v", len(scripts), ProviderNames())
 	}
 }

@@ -10,8 +10,9 @@ func IngressProviders() []string {
 	return []string{"higress", "mse"}
 }
 
-// Scripts returns every embedded ingress provider script keyed by the key Kruise reads it from
-// in its ConfigMap (lua.traffic.routing.ingress.<classType>).
+// Scripts returns every embedded provider script keyed by the key Kruise reads it from in its
+// ConfigMap: lua.traffic.routing.ingress.<classType> for the ingress providers,
+// lua.traffic.routing.<Kind>.<group> for the custom network providers.
 func Scripts() (map[string]string, error) {
 	out := map[string]string{}
 	for _, name := range IngressProviders() {
@@ -20,6 +21,13 @@ func Scripts() (map[string]string, error) {
 			return nil, fmt.Errorf("read embedded %s script: %w", name, err)
 		}
 		out["lua.traffic.routing.ingress."+name] = string(b)
+	}
+	for _, p := range CustomNetworkProviders() {
+		b, err := CustomNetwork(p.Name)
+		if err != nil {
+			return nil, err
+		}
+		out[p.Key()] = string(b)
 	}
 	return out, nil
 }

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	yamlv3 "go.yaml.in/yaml/v3"
 
 	"github.com/kruise-lanes/kruise-lanes/luascripts"
 )
@@ -88,45 +86,13 @@ func TestIngressGoldenCases(t *testing.T) {
 func rewrite(t *testing.T, nc NamedCase, got []ExpectedStep, err error) {
 	t.Helper()
 	file := filepath.Join(scriptsDir, nc.Path)
-	data, rErr := os.ReadFile(file)
-	if rErr != nil {
-		t.Fatal(rErr)
-	}
-	var doc yamlv3.Node
-	if uErr := yamlv3.Unmarshal(data, &doc); uErr != nil {
-		t.Fatal(uErr)
-	}
-	root := doc.Content[0]
-	kept := root.Content[:0]
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if k := root.Content[i].Value; k != "expected" && k != "expectedError" {
-			kept = append(kept, root.Content[i], root.Content[i+1])
-		}
-	}
-	root.Content = kept
-	var key string
-	var value any
 	if err != nil {
 		var stepErr *StepError
 		if !errors.As(err, &stepErr) {
 			t.Fatalf("cannot record error %v", err)
 		}
-		key, value = "expectedError", ExpectedError{Step: stepErr.Step, Contains: strings.TrimPrefix(ErrorMessage(err), fmt.Sprintf("step %d: ", stepErr.Step))}
-	} else {
-		key, value = "expected", got
+		rewriteExpectation(t, file, "expectedError", ExpectedError{Step: stepErr.Step, Contains: strings.TrimPrefix(ErrorMessage(err), fmt.Sprintf("step %d: ", stepErr.Step))})
+		return
 	}
-	var v yamlv3.Node
-	if eErr := v.Encode(value); eErr != nil {
-		t.Fatal(eErr)
-	}
-	root.Content = append(root.Content, &yamlv3.Node{Kind: yamlv3.ScalarNode, Value: key}, &v)
-	var out bytes.Buffer
-	enc := yamlv3.NewEncoder(&out)
-	enc.SetIndent(2)
-	if mErr := enc.Encode(&doc); mErr != nil {
-		t.Fatal(mErr)
-	}
-	if wErr := os.WriteFile(file, out.Bytes(), 0o644); wErr != nil {
-		t.Fatal(wErr)
-	}
+	rewriteExpectation(t, file, "expected", got)
 }

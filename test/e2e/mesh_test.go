@@ -55,10 +55,15 @@ func meshLane(t *testing.T, ns, entry string, m meshCase) {
 
 // laneObjects lists the objects of one kind Kruise Lanes wrote for the lane "lane" in ns.
 func laneObjects(ctx context.Context, ns, apiVersion, kind string) ([]unstructured.Unstructured, error) {
+	return laneObjectsOf(ctx, ns, "lane", apiVersion, kind)
+}
+
+// laneObjectsOf lists the objects of one kind Kruise Lanes wrote for the named lane in ns.
+func laneObjectsOf(ctx context.Context, ns, lane, apiVersion, kind string) ([]unstructured.Unstructured, error) {
 	list := &unstructured.UnstructuredList{}
 	list.SetAPIVersion(apiVersion)
 	list.SetKind(kind + "List")
-	if err := cluster.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{trafficrouting.MeshLaneLabel: "lane"}); err != nil {
+	if err := cluster.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{trafficrouting.MeshLaneLabel: lane}); err != nil {
 		return nil, err
 	}
 	return list.Items, nil
@@ -123,9 +128,13 @@ func stayPut(t *testing.T, ns string, m meshCase) {
 }
 
 // istioHasLane reports whether a VirtualService's first route is the lane route, ahead of base.
-func istioHasLane(u *unstructured.Unstructured) bool {
+func istioHasLane(u *unstructured.Unstructured) bool { return istioHasLaneTag(u, "gray") }
+
+// istioHasLaneTag reports whether a VirtualService's first route is the route of the lane tag,
+// ahead of base.
+func istioHasLaneTag(u *unstructured.Unstructured, tag string) bool {
 	routes, _, _ := unstructured.NestedSlice(u.Object, "spec", "http")
-	return len(routes) == 2 && routes[0].(map[string]any)["name"] == "lane-gray"
+	return len(routes) == 2 && routes[0].(map[string]any)["name"] == "lane-"+tag
 }
 
 // gatewayHasLane reports whether an HTTPRoute's first rule sends the lane to <svc>-gray, ahead of

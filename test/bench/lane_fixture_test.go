@@ -46,13 +46,12 @@ type laneFixture struct {
 	lanePods []*corev1.Pod
 }
 
-// buildLane creates a lane of n members whose mesh (annotation kruise-lanes.io/mesh) is mesh,
-// entered through an MSE Ingress in front of the first member (the Ingress itself is not created:
+// buildLane creates a lane of n members on the mesh, entered through an MSE Ingress in front of the first member (the Ingress itself is not created:
 // nothing in this suite reads it). Every lane pod starts without a Ready condition.
-func buildLane(ctx context.Context, c client.Client, namespace, mesh string, n int) (*laneFixture, error) {
+func buildLane(ctx context.Context, c client.Client, namespace string, mesh meshRoutes, n int) (*laneFixture, error) {
 	tr := &rolloutsv1alpha1.TrafficRouting{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: laneName, Annotations: map[string]string{
-			trafficrouting.AnnotationMesh: mesh, trafficrouting.AnnotationDialects: "istio",
+			trafficrouting.AnnotationMesh: mesh.mesh, trafficrouting.AnnotationDialects: mesh.dialect,
 		}},
 		Spec: rolloutsv1alpha1.TrafficRoutingSpec{
 			ObjectRef: []rolloutsv1alpha1.TrafficRoutingRef{{Service: memberName(0), Ingress: &rolloutsv1alpha1.IngressTrafficRouting{ClassType: "mse", Name: memberName(0)}}},
@@ -70,7 +69,7 @@ func buildLane(ctx context.Context, c client.Client, namespace, mesh string, n i
 	g.SetLimit(createWorkers)
 	for i := range n {
 		g.Go(func() error {
-			pod, err := createMember(ctx, c, namespace, memberName(i))
+			pod, err := createMember(ctx, c, namespace, memberName(i), mesh.podLabel)
 			f.lanePods[i] = pod
 			return err
 		})
@@ -82,7 +81,7 @@ func buildLane(ctx context.Context, c client.Client, namespace, mesh string, n i
 }
 
 // createMember creates one member and returns its lane pod.
-func createMember(ctx context.Context, c client.Client, namespace, name string) (*corev1.Pod, error) {
+func createMember(ctx context.Context, c client.Client, namespace, name, podLabel string) (*corev1.Pod, error) {
 	labels := map[string]string{"app": name}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
@@ -119,22 +118,22 @@ func createMember(ctx context.Context, c client.Client, namespace, name string) 
 	if err := c.Status().Update(ctx, rollout); err != nil {
 		return nil, fmt.Errorf("set rollout %s/%s progressing: %w", namespace, rollout.Name, err)
 	}
-	base, err := createPod(ctx, c, namespace, name, trafficrouting.BaseTag)
+	base, err := createPod(ctx, c, namespace, name, podLabel, trafficrouting.BaseTag)
 	if err != nil {
 		return nil, err
 	}
 	if err := writeReady(ctx, c, base, corev1.ConditionTrue); err != nil {
 		return nil, err
 	}
-	return createPod(ctx, c, namespace, name, laneTag)
+	return createPod(ctx, c, namespace, name, podLabel, laneTag)
 }
 
 // createPod creates pod <app>-<tag> with the labels lanes-manager's webhook stamps on a member's
-// pods of that role in an istio lane: app=<app> and istio.service.tag=<tag>.
-func createPod(ctx context.Context, c client.Client, namespace, app, tag string) (*corev1.Pod, error) {
+// pods of that role: app=<app> and <podLabel>=<tag>.
+func createPod(ctx context.Context, c client.Client, namespace, app, podLabel, tag string) (*corev1.Pod, error) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: app + "-" + tag, Labels: map[string]string{
-			"app": app, trafficrouting.LabelIstio: tag,
+			"app": app, podLabel: tag,
 		}},
 		Spec: podSpec(app),
 	}

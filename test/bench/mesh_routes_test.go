@@ -14,6 +14,9 @@ import (
 type meshRoutes struct {
 	// mesh is the lane's kruise-lanes.io/mesh annotation.
 	mesh string
+	// dialect is the lane's kruise-lanes.io/dialects annotation, and podLabel the label key
+	// lanes-manager's webhook stamps <tag> (lane pods) or base (stable pods) under for this mesh.
+	dialect, podLabel string
 	// controllers are the names lanes-manager's route controller has had, any of which its metrics
 	// may report (mesh-istio before Gateway API routes, mesh-routes since).
 	controllers []string
@@ -30,6 +33,8 @@ type meshRoutes struct {
 func istioRoutes() meshRoutes {
 	return meshRoutes{
 		mesh:        "istio",
+		dialect:     "istio",
+		podLabel:    trafficrouting.LabelIstio,
 		controllers: []string{"mesh-routes", "mesh-istio"},
 		routes:      schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"},
 		service:     func(u *unstructured.Unstructured) string { return u.GetLabels()[trafficrouting.MeshServiceLabel] },
@@ -38,6 +43,34 @@ func istioRoutes() meshRoutes {
 			for _, r := range routes {
 				if m, ok := r.(map[string]any); ok && m["name"] == "lane-"+laneTag {
 					return true
+				}
+			}
+			return false
+		},
+	}
+}
+
+// gatewayRoutes: a member's HTTPRoute lanes-<service> (GAMMA, parent the member Service),
+// labelled with the Service, has a rule whose backend is the lane Service <service>-<tag> while
+// the member has Ready lane pods.
+func gatewayRoutes() meshRoutes {
+	service := func(u *unstructured.Unstructured) string { return u.GetLabels()[trafficrouting.MeshServiceLabel] }
+	return meshRoutes{
+		mesh:        "gateway-api",
+		dialect:     "lanes",
+		podLabel:    trafficrouting.LabelLanes,
+		controllers: []string{"mesh-routes"},
+		routes:      schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"},
+		service:     service,
+		hasLaneRoute: func(u *unstructured.Unstructured) bool {
+			rules, _, _ := unstructured.NestedSlice(u.Object, "spec", "rules")
+			for _, r := range rules {
+				rule, _ := r.(map[string]any)
+				refs, _, _ := unstructured.NestedSlice(rule, "backendRefs")
+				for _, ref := range refs {
+					if m, ok := ref.(map[string]any); ok && m["name"] == service(u)+"-"+laneTag {
+						return true
+					}
 				}
 			}
 			return false

@@ -132,8 +132,8 @@ func (d *demo) provider(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.say("ConfigMap %s has key %s (%d bytes of Lua): Kruise now runs our", key, providerKey, len(want))
-	d.say("script, not its built-in one, for every Ingress of class type mse.")
+	d.say("ConfigMap %s has key %s (%d bytes of Lua):", key, providerKey, len(want))
+	d.say("Kruise now runs our script, not its built-in one, for every Ingress of class type mse.")
 	return nil
 }
 
@@ -181,8 +181,10 @@ func (d *demo) approve(ctx context.Context) (string, Snapshot, error) {
 	if err != nil {
 		return out, Snapshot{}, err
 	}
-	if _, err := d.show(ctx, d.wait("completed")...); err != nil {
-		return out, Snapshot{}, err
+	for _, goal := range []string{"completed", "healthy"} {
+		if _, err := d.show(ctx, d.wait(goal)...); err != nil {
+			return out, Snapshot{}, err
+		}
 	}
 	s, err := d.snapshot(ctx, nil, FirstRelease)
 	return out, s, err
@@ -199,7 +201,12 @@ func (d *demo) rollback(ctx context.Context) (string, Snapshot, error) {
 		return out, Snapshot{}, err
 	}
 	s, err := d.snapshot(ctx, nil, FirstRelease)
-	return out, s, err
+	if err != nil {
+		return out, s, err
+	}
+	d.say("Kruise keeps a cancelled release's last step in the Rollout's status: phase Healthy and")
+	d.say("no lane pods are what say the release is over.")
+	return out, s, nil
 }
 
 // snapshot waits until the lane is settled: the trace shows the lane tag exactly on the hops in

@@ -118,7 +118,10 @@ func TestChartInstall(t *testing.T) {
 	start := time.Now()
 	out, err := h.run(ctx, "install", chartRelease, filepath.Join(cluster.RepoRoot, "charts", "lanes"),
 		"-n", chartNamespace, "--create-namespace",
-		"--set", `webhook.namespaceSelector.matchLabels.kruise-lanes\.io/chart-e2e=opt-in`)
+		"--set", `webhook.namespaceSelector.matchLabels.kruise-lanes\.io/chart-e2e=opt-in`,
+		// Mesh routes on, so that their RBAC is proved too: the manager starts informers on
+		// Services, Istio's and Gateway API's routes as the chart's ServiceAccount.
+		"--set", "meshRoutes.enabled=true")
 	if err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}

@@ -18,7 +18,8 @@ import (
 )
 
 // routeOrder records, per member Service, the revision at which its lane route went and the
-// revision at which Kruise first touched one of its pods (deleted it, or changed its lane label).
+// revision at which one of its lane pods first went (deleted, terminating, or no longer labelled
+// with the lane's tag).
 // Revisions come from the one etcd behind the API server, so they order the two across kinds.
 type routeOrder struct {
 	mu        sync.Mutex
@@ -74,10 +75,11 @@ func watchRouteOrder(t *testing.T, ns string, m meshCase) *routeOrder {
 			if !ok {
 				continue
 			}
-			before, seen := labels[p.Name]
+			before := labels[p.Name]
 			labels[p.Name] = p.Labels[m.label]
-			moved := ev.Type == watch.Deleted || (ev.Type == watch.Modified && (!p.DeletionTimestamp.IsZero() || (seen && before != p.Labels[m.label])))
-			if moved {
+			wasLane := before == "gray" || (ev.Type != watch.Modified && p.Labels[m.label] == "gray")
+			gone := ev.Type == watch.Deleted || !p.DeletionTimestamp.IsZero() || p.Labels[m.label] != "gray"
+			if ev.Type != watch.Added && wasLane && gone {
 				o.first(o.podMoved, p.Labels["app"], p.ResourceVersion)
 			}
 		}
@@ -106,8 +108,8 @@ func (o *routeOrder) first(into map[string]uint64, key, rv string) {
 	}
 }
 
-// check stops the watches and asserts that each member's lane route went before any of its pods
-// was touched.
+// check stops the watches and asserts that each member's lane route went before any of its lane
+// pods did.
 func (o *routeOrder) check(t *testing.T, members []string) {
 	t.Helper()
 	o.stop()
@@ -122,13 +124,13 @@ func (o *routeOrder) check(t *testing.T, members []string) {
 		}
 		moved, ok := o.podMoved[name]
 		if !ok {
-			t.Errorf("%s: the watch saw no pod of it deleted or relabelled during its promotion", name)
+			t.Errorf("%s: the watch saw none of its lane pods go or lose the lane label after approval", name)
 			continue
 		}
 		if gone >= moved {
-			t.Errorf("%s: its lane route went at revision %d, after Kruise first touched one of its pods at revision %d", name, gone, moved)
+			t.Errorf("%s: its lane route went at revision %d, after one of its lane pods went at revision %d", name, gone, moved)
 		} else {
-			t.Logf("%s: lane route removed at revision %d, first pod touched at revision %d", name, gone, moved)
+			t.Logf("%s: lane route removed at revision %d, first lane pod gone at revision %d", name, gone, moved)
 		}
 	}
 }

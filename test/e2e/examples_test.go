@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -237,6 +239,10 @@ func TestExampleIstio(t *testing.T) {
 	if entrySpec == nil {
 		t.Fatal("examples/istio has no VirtualService mock-entry")
 	}
+	entrySpec, err := viaJSON(entrySpec)
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitExampleHealthy(t, ns, "canary", "rollouts-mocka", "rollouts-mockb", "rollouts-mockc")
 	routes := meshCase{mesh: "istio", routes: istioExampleRoutes}
 
@@ -290,14 +296,18 @@ func TestExampleIstio(t *testing.T) {
 
 	approve("mocka", "mockc")
 	waitLaneRoutes(t, ns, "no lane object after the last approval", routes, map[string]bool{})
-	err := framework.WaitFor(ctx, stepTimeout, "the entry VirtualService back as the example wrote it", func(ctx context.Context) (bool, error) {
+	err = framework.WaitFor(ctx, stepTimeout, "the entry VirtualService back as the example wrote it", func(ctx context.Context) (bool, error) {
 		vs := &unstructured.Unstructured{}
 		vs.SetAPIVersion("networking.istio.io/v1")
 		vs.SetKind("VirtualService")
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "mock-entry"}, vs); err != nil {
 			return false, err
 		}
-		if diff := cmp.Diff(entrySpec, vs.Object["spec"]); diff != "" {
+		live, err := viaJSON(vs.Object["spec"])
+		if err != nil {
+			return false, err
+		}
+		if diff := cmp.Diff(entrySpec, live); diff != "" {
 			return false, framework.Pending("spec differs (-example +live):\n%s", diff)
 		}
 		return true, nil
@@ -317,6 +327,20 @@ func TestExampleIstio(t *testing.T) {
 			t.Errorf("unexpected warning %s: %s", e.Reason, e.Message)
 		}
 	}
+}
+
+// viaJSON returns v as encoding/json decodes it (numbers as float64), so that a value read from a
+// YAML file and one read from the API server (numbers as int64) compare equal when they are.
+func viaJSON(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %v: %w", v, err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", b, err)
+	}
+	return out, nil
 }
 
 // assertEntryLaneRoute checks the gateway hop of examples/istio: Kruise's VirtualService script

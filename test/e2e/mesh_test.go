@@ -90,19 +90,26 @@ func istioRoutes(ctx context.Context, ns string) (map[string]bool, error) {
 // gatewayRoutes reads a gateway-api lane: each member Service's HTTPRoute sends the lane header
 // to <svc>-gray or not, and the member has its Services <svc>-base and <svc>-gray.
 func gatewayRoutes(ctx context.Context, ns string) (map[string]bool, error) {
-	out := map[string]bool{}
-	routes, err := laneObjects(ctx, ns, "gateway.networking.k8s.io/v1", "HTTPRoute")
-	if err != nil {
-		return nil, err
+	return gatewayLaneRoutes("lane", "gray")(ctx, ns)
+}
+
+// gatewayLaneRoutes reads the gateway-api objects of the named lane, whose tag is tag.
+func gatewayLaneRoutes(lane, tag string) func(ctx context.Context, ns string) (map[string]bool, error) {
+	return func(ctx context.Context, ns string) (map[string]bool, error) {
+		out := map[string]bool{}
+		routes, err := laneObjectsOf(ctx, ns, lane, "gateway.networking.k8s.io/v1", "HTTPRoute")
+		if err != nil {
+			return nil, err
+		}
+		for i := range routes {
+			out[routes[i].GetLabels()[trafficrouting.MeshServiceLabel]] = gatewayHasLaneTag(&routes[i], tag)
+		}
+		services, err := laneObjectsOf(ctx, ns, lane, "v1", "Service")
+		if err != nil {
+			return nil, err
+		}
+		return out, sameServices(out, services, 2, "Service")
 	}
-	for i := range routes {
-		out[routes[i].GetLabels()[trafficrouting.MeshServiceLabel]] = gatewayHasLane(&routes[i])
-	}
-	services, err := laneObjects(ctx, ns, "v1", "Service")
-	if err != nil {
-		return nil, err
-	}
-	return out, sameServices(out, services, 2, "Service")
 }
 
 // stayPut checks that the lane's route objects are not rewritten while nothing changes: what the
@@ -139,13 +146,17 @@ func istioHasLaneTag(u *unstructured.Unstructured, tag string) bool {
 
 // gatewayHasLane reports whether an HTTPRoute's first rule sends the lane to <svc>-gray, ahead of
 // the fallback rule.
-func gatewayHasLane(u *unstructured.Unstructured) bool {
+func gatewayHasLane(u *unstructured.Unstructured) bool { return gatewayHasLaneTag(u, "gray") }
+
+// gatewayHasLaneTag reports whether an HTTPRoute's first rule sends the lane tag to <svc>-<tag>,
+// ahead of the fallback rule.
+func gatewayHasLaneTag(u *unstructured.Unstructured, tag string) bool {
 	rules, _, _ := unstructured.NestedSlice(u.Object, "spec", "rules")
 	if len(rules) != 2 {
 		return false
 	}
 	backends, _, _ := unstructured.NestedSlice(rules[0].(map[string]any), "backendRefs")
-	return len(backends) == 1 && backends[0].(map[string]any)["name"] == u.GetLabels()[trafficrouting.MeshServiceLabel]+"-gray"
+	return len(backends) == 1 && backends[0].(map[string]any)["name"] == u.GetLabels()[trafficrouting.MeshServiceLabel]+"-"+tag
 }
 
 // sameServices checks that every routed member Service has exactly n objects of a kind, and that

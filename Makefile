@@ -30,7 +30,7 @@ lint: ## gofmt and go vet, tests included.
 
 generate: ## Regenerate the provider scripts from luascripts/*/lib and the golden expectations.
 	$(GO) test ./luascripts/ -run TestProviderScriptsAreGenerated -update
-	$(GO) test ./plugin/ -run TestIngressGoldenCases -update
+	$(GO) test ./plugin/ -run 'TestIngressGoldenCases|TestCustomNetworkGoldenCases' -update
 
 bench: ## Benchmarks: our mse.lua against Kruise's (plugin); admission p50/p99 and cache heap at 10,000 pods (webhook).
 	$(GO) test -run XXX -bench . -benchmem -count 5 ./plugin/ ./webhook/

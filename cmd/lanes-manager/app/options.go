@@ -85,8 +85,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Dialects, "dialects", o.Dialects, "default label dialects, comma separated: "+strings.Join(trafficrouting.DialectNames(), ", "))
 	fs.BoolVar(&o.BaseLabels, "base-labels", o.BaseLabels, "by default, label the stable pods of lane members with the dialects' base labels")
 	fs.StringVar(&o.KruiseNamespace, "kruise-namespace", o.KruiseNamespace, "namespace of Kruise Rollouts and its kruise-rollout-configuration ConfigMap")
-	fs.StringVar(&o.Providers, "providers", o.Providers, "ingress providers to install into Kruise's ConfigMap, comma separated (empty: install none)")
-	fs.StringVar(&o.ProviderPrefix, "provider-class-prefix", o.ProviderPrefix, "install providers under class types <prefix><class> (e.g. lanes-mse) instead of replacing Kruise's built-in class names")
+	fs.StringVar(&o.Providers, "providers", o.Providers, "providers to install into Kruise's ConfigMap, comma separated (empty: install none): ingress class types "+
+		strings.Join(luascripts.IngressProviders(), ", ")+" (key lua.traffic.routing.ingress.<class>) and custom network providers "+customNetworkHelp())
+	fs.StringVar(&o.ProviderPrefix, "provider-class-prefix", o.ProviderPrefix, "install ingress providers under class types <prefix><class> (e.g. lanes-mse) instead of replacing Kruise's built-in class names; custom network keys are fixed by Kruise and take no prefix")
 	fs.BoolVar(&o.OverwriteProviders, "overwrite-providers", o.OverwriteProviders, "take over provider keys that someone else set in Kruise's ConfigMap")
 	fs.BoolVar(&o.MeshRoutes, "mesh-routes", o.MeshRoutes, "write the east-west routes of istio lanes (DestinationRules, VirtualServices) and gateway-api lanes (Services, HTTPRoutes), for the meshes whose CRDs are installed")
 }
@@ -99,9 +100,17 @@ func (o *Options) ProviderScripts() (map[string]string, error) {
 		if class == "" {
 			continue
 		}
+		if p, ok := luascripts.CustomNetworkProviderNamed(class); ok {
+			script, err := luascripts.CustomNetwork(p.Name)
+			if err != nil {
+				return nil, fmt.Errorf("--providers: %w", err)
+			}
+			out[p.Key()] = string(script)
+			continue
+		}
 		script, err := luascripts.Ingress(class)
 		if err != nil {
-			return nil, fmt.Errorf("--providers: no provider %q; available: %s", class, strings.Join(luascripts.IngressProviders(), ", "))
+			return nil, fmt.Errorf("--providers: no provider %q; available: %s", class, strings.Join(luascripts.ProviderNames(), ", "))
 		}
 		key := "lua.traffic.routing.ingress." + o.ProviderPrefix + class
 		if msgs := validation.IsConfigMapKey(key); len(msgs) > 0 {
@@ -110,6 +119,15 @@ func (o *Options) ProviderScripts() (map[string]string, error) {
 		out[key] = string(script)
 	}
 	return out, nil
+}
+
+// customNetworkHelp lists the custom network providers as "name (key)".
+func customNetworkHelp() string {
+	var names []string
+	for _, p := range luascripts.CustomNetworkProviders() {
+		names = append(names, p.Name+" (key "+p.Key()+")")
+	}
+	return strings.Join(names, ", ")
 }
 
 // Validate checks the flags and says what to change.

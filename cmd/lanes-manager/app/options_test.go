@@ -37,6 +37,15 @@ func TestProviderScriptsKeys(t *testing.T) {
 	if diff := cmp.Diff([]string{"lua.traffic.routing.ingress.lanes-higress", "lua.traffic.routing.ingress.lanes-mse"}, keys); diff != "" {
 		t.Errorf("keys (-want +got):\n%s", diff)
 	}
+	o.Providers = "mse, httproute"
+	scripts, err = o.ProviderScripts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys = slices.Sorted(maps.Keys(scripts))
+	if diff := cmp.Diff([]string{"lua.traffic.routing.HTTPRoute.gateway.networking.k8s.io", "lua.traffic.routing.ingress.lanes-mse"}, keys); diff != "" {
+		t.Errorf("keys with httproute (-want +got):\n%s", diff)
+	}
 	o.Providers = ""
 	if scripts, err := o.ProviderScripts(); err != nil || len(scripts) != 0 {
 		t.Errorf("empty --providers: %v %v", scripts, err)
@@ -52,7 +61,7 @@ func TestOptionsValidate(t *testing.T) {
 		"port":       {func(o *Options) { o.WebhookPort = 0 }, "--webhook-port 0 is not a port"},
 		"dialect":    {func(o *Options) { o.Dialects = "mse,nacos" }, `unknown label dialect "nacos"`},
 		"no dialect": {func(o *Options) { o.Dialects = " , " }, "--dialects needs at least one dialect"},
-		"provider":   {func(o *Options) { o.Providers = "nginx" }, `no provider "nginx"`},
+		"provider":   {func(o *Options) { o.Providers = "nginx" }, `no provider "nginx"; available: higress, mse, httproute`},
 		"namespace":  {func(o *Options) { o.Namespace = "" }, "--namespace is required"},
 	}
 	for name, tc := range tests {

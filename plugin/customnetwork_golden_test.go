@@ -33,10 +33,7 @@ func loadCustomNetworkCases(t testing.TB) map[string][]NamedCustomNetworkCase {
 func TestCustomNetworkGoldenCases(t *testing.T) {
 	total := 0
 	for provider, cases := range loadCustomNetworkCases(t) {
-		script, err := luascripts.CustomNetwork(provider)
-		if err != nil {
-			t.Fatalf("cases under testdata/%s: %v", provider, err)
-		}
+		script := customNetworkScript(t, provider)
 		for _, nc := range cases {
 			total++
 			t.Run(strings.TrimSuffix(nc.Path, ".yaml"), func(t *testing.T) {
@@ -44,7 +41,7 @@ func TestCustomNetworkGoldenCases(t *testing.T) {
 				if c.Description == "" {
 					t.Error("case has no description")
 				}
-				got, steps, final, err := c.Run(string(script))
+				got, steps, final, err := c.Run(script)
 				if *update {
 					rewriteCustomNetworkCase(t, nc, got, err)
 					return
@@ -80,6 +77,16 @@ func TestCustomNetworkGoldenCases(t *testing.T) {
 	if total == 0 {
 		t.Fatal("no custom network golden case found")
 	}
+}
+
+// customNetworkScript returns the embedded script of a custom network provider.
+func customNetworkScript(t testing.TB, provider string) string {
+	t.Helper()
+	script, err := luascripts.CustomNetwork(provider)
+	if err != nil {
+		t.Fatalf("cases under testdata/%s: %v", provider, err)
+	}
+	return string(script)
 }
 
 // assertStepError checks a refusal against the case's expectation.

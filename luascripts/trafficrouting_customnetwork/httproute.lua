@@ -101,8 +101,24 @@ if weight ~= -1 and (weight < 0 or weight > 100 or weight ~= math.floor(weight))
   fail("traffic %s%% is not a whole percentage between 0%% and 100%%", tostring(weight))
 end
 
+-- Kruise compares the returned spec with the stored route as JSON and writes it again while they
+-- differ, so the result must already be in the form the API server stores: an empty list or object
+-- (which would encode as null) is left out, and every field the Gateway API schema defaults is set.
+local function prune(v)
+  if type(v) ~= "table" then
+    return v
+  end
+  for k, x in pairs(v) do
+    v[k] = prune(x)
+  end
+  if next(v) == nil then
+    return nil
+  end
+  return v
+end
+
 local function result(s)
-  return { spec = s, labels = data.labels, annotations = data.annotations }
+  return { spec = prune(s), labels = data.labels, annotations = data.annotations }
 end
 
 -- The lane's header edits, checked once.
@@ -455,7 +471,7 @@ for _, sr in ipairs(stableRules) do
       end
       if queries ~= EMPTY then
         local match = copy(m)
-        match.path = copy(path)
+        match.path = copy(path) or { type = "PathPrefix", value = "/" }
         match.headers = nil
         match.queryParams = nil
         if #headers > 0 then
@@ -477,7 +493,7 @@ for _, sr in ipairs(stableRules) do
     canaryRule.matches = combined
     local ref = copy(list(rule.backendRefs)[sr.stableAt])
     ref.name = canary
-    ref.weight = nil
+    ref.weight = 1
     canaryRule.backendRefs = { ref }
     canaryRule.filters = withLaneHeaders(string.format("rule %d", sr.index), rule.filters, nil)
     if #canaryRule.filters == 0 then

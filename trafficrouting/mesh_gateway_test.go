@@ -215,20 +215,7 @@ func TestMeshRouteReconcilerGatewayAPI(t *testing.T) {
 			if diff := cmp.Diff(tc.want, gatewayObjects(t, c)); diff != "" {
 				t.Errorf("gateway objects (-want +got):\n%s", diff)
 			}
-			var warnings []string
-			for len(rec.Events) > 0 {
-				if e := <-rec.Events; strings.HasPrefix(e, corev1.EventTypeWarning) {
-					warnings = append(warnings, e)
-				}
-			}
-			if len(warnings) != len(tc.wantEvents) {
-				t.Fatalf("warnings %q, want %q", warnings, tc.wantEvents)
-			}
-			for i, w := range tc.wantEvents {
-				if !strings.HasPrefix(warnings[i], w) {
-					t.Errorf("warning %q, want prefix %q", warnings[i], w)
-				}
-			}
+			checkWarnings(t, rec, tc.wantEvents)
 			// A second reconcile with nothing changed writes nothing.
 			before := resourceVersions(t, c)
 			if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}); err != nil {

@@ -122,21 +122,7 @@ func TestIstioRouteReconciler(t *testing.T) {
 			if diff := cmp.Diff(tc.want, meshObjects(t, c)); diff != "" {
 				t.Errorf("mesh objects (-want +got):\n%s", diff)
 			}
-			close(rec.Events)
-			var warnings []string
-			for e := range rec.Events {
-				if strings.HasPrefix(e, corev1.EventTypeWarning) {
-					warnings = append(warnings, e)
-				}
-			}
-			if len(warnings) != len(tc.wantEvents) {
-				t.Fatalf("warnings %q, want %q", warnings, tc.wantEvents)
-			}
-			for i, w := range tc.wantEvents {
-				if !strings.HasPrefix(warnings[i], w) {
-					t.Errorf("warning %q, want prefix %q", warnings[i], w)
-				}
-			}
+			checkWarnings(t, rec, tc.wantEvents)
 		})
 	}
 }
@@ -206,6 +192,25 @@ func TestReleasing(t *testing.T) {
 		}
 		if got := releasing(tc.ro); got != tc.want {
 			t.Errorf("phase %s reason %q: releasing %v, want %v", tc.ro.Status.Phase, reason, got, tc.want)
+		}
+	}
+}
+
+// checkWarnings drains the recorder and checks its Warning Events against want, by prefix, in order.
+func checkWarnings(t *testing.T, rec *record.FakeRecorder, want []string) {
+	t.Helper()
+	var warnings []string
+	for len(rec.Events) > 0 {
+		if e := <-rec.Events; strings.HasPrefix(e, corev1.EventTypeWarning) {
+			warnings = append(warnings, e)
+		}
+	}
+	if len(warnings) != len(want) {
+		t.Fatalf("warnings %q, want %q", warnings, want)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(warnings[i], w) {
+			t.Errorf("warning %q, want prefix %q", warnings[i], w)
 		}
 	}
 }

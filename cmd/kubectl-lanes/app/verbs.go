@@ -346,28 +346,47 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 
 // approve sends the approval and makes sure it holds. Kruise v0.6.2 writes a Rollout's status
 // from its cached copy, so an approval that lands during one of its reconciles can be overwritten
-// back to StepPaused at the same step; the approval is then sent again (a Rollout that moved on
-// is never paused at the same step index, so this cannot approve a later step).
+// back to StepPaused at the same step — even after the Rollout was read back as StepReady. The
+// approval holds once the Rollout has left the step (or reached a state past StepReady); while it
+// is StepReady it is only watched, and while it is StepPaused at the same step the approval is
+// sent again (a Rollout that moved on is never paused at the same step index, so this cannot
+// approve a later step).
 func approve(ctx context.Context, c client.Client, r *v1beta1.Rollout) error {
+	const maxSends, maxChecks = 4, 20
 	step := r.Status.CanaryStatus.CurrentStepIndex
-	for attempt := 0; attempt < 4; attempt++ {
-		if err := c.Status().Patch(ctx, r, client.RawPatch(types.MergePatchType, []byte(approvePatch))); err != nil {
-			return err
+	sent, resend := 0, true
+	for check := 0; check < maxChecks; check++ {
+		if resend {
+			if sent == maxSends {
+				break
+			}
+			if err := c.Status().Patch(ctx, r, client.RawPatch(types.MergePatchType, []byte(approvePatch))); err != nil {
+				return err
+			}
+			sent++
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(500 * time.Millisecond):
 		}
 		if err := c.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
 			return fmt.Errorf("read back: %w", err)
 		}
 		cs := r.Status.CanaryStatus
-		if cs == nil || cs.CurrentStepIndex != step || cs.CurrentStepState != v1beta1.CanaryStepStatePaused {
+		if cs == nil || cs.CurrentStepIndex != step {
+			return nil
+		}
+		switch cs.CurrentStepState {
+		case v1beta1.CanaryStepStatePaused:
+			resend = true
+		case v1beta1.CanaryStepStateReady:
+			resend = false
+		default:
 			return nil
 		}
 	}
-	return fmt.Errorf("Kruise kept the rollout paused at step %d after 4 approvals; see its status message", step)
+	return fmt.Errorf("Kruise kept the rollout at step %d (%s) after %d approvals; see its status message", step, r.Status.CanaryStatus.CurrentStepState, sent)
 }
 
 func memberNames(st *laneState) []string {

@@ -26,7 +26,8 @@ const ApprovePatch = `{"status":{"canaryStatus":{"currentStepState":"StepReady"}
 // and replacing its whole status with one computed from the cached copy (updateRolloutStatusInternal),
 // so an approval that lands while a reconcile is in flight is overwritten with StepPaused and lost.
 // ApproveRollout re-sends the patch while the Rollout is still paused at the step it approved, and
-// returns once Kruise has moved on.
+// returns once Kruise has moved on: left the step, or reached a state past StepReady (a StepReady
+// read back can still be overwritten, as seen once in TestPartitionRolloutOnDeployment).
 func ApproveRollout(ctx context.Context, c client.Client, key client.ObjectKey) error {
 	ro := &rolloutsv1beta1.Rollout{}
 	if err := c.Get(ctx, key, ro); err != nil {
@@ -54,12 +55,19 @@ func ApproveRollout(ctx context.Context, c client.Client, key client.ObjectKey) 
 			return false, err
 		}
 		cs := ro.Status.CanaryStatus
-		if cs == nil || cs.CurrentStepIndex != step || cs.CurrentStepState != rolloutsv1beta1.CanaryStepStatePaused {
+		if cs == nil || cs.CurrentStepIndex != step {
 			return true, nil
 		}
-		// Still paused at the approved step after the patch returned: Kruise overwrote it.
-		sent++
-		return false, approve(ctx)
+		switch cs.CurrentStepState {
+		case rolloutsv1beta1.CanaryStepStateReady:
+			// Approved but not acted on yet: Kruise may still overwrite it from its cache.
+			return false, Pending("step %d approved (StepReady), not yet left", step)
+		case rolloutsv1beta1.CanaryStepStatePaused:
+			// Still paused at the approved step after the patch returned: Kruise overwrote it.
+			sent++
+			return false, approve(ctx)
+		}
+		return true, nil
 	})
 	if err != nil {
 		return fmt.Errorf("%w (approval sent %d times)", err, sent)

@@ -352,7 +352,7 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 // sent again (a Rollout that moved on is never paused at the same step index, so this cannot
 // approve a later step).
 func approve(ctx context.Context, c client.Client, r *v1beta1.Rollout) error {
-	const maxSends, maxChecks = 4, 20
+	const maxSends, maxChecks = 4, 40
 	step := r.Status.CanaryStatus.CurrentStepIndex
 	sent, resend := 0, true
 	for check := 0; check < maxChecks; check++ {

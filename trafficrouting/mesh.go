@@ -101,9 +101,9 @@ type meshFlavor struct {
 	kinds []schema.GroupVersionKind
 	// render returns the objects that route one hop.
 	render func(Lane, metav1.OwnerReference, Hop) ([]*unstructured.Unstructured, error)
-	// blocking returns, among objects Kruise Lanes did not write for the lane, one that stands in
-	// the way of routing the member Service, or nil.
-	blocking func(foreign []*unstructured.Unstructured, lane Lane, service string) *unstructured.Unstructured
+	// blockers maps each Service name to an object, among objects Kruise Lanes did not write for
+	// the lane, that stands in the way of routing it.
+	blockers func(foreign []*unstructured.Unstructured, lane Lane) map[string]*unstructured.Unstructured
 }
 
 // flavorOf returns how Kruise Lanes routes a mesh; false for MeshNone.
@@ -116,18 +116,19 @@ func flavorOf(m Mesh) (meshFlavor, bool) {
 			render: func(lane Lane, owner metav1.OwnerReference, hop Hop) ([]*unstructured.Unstructured, error) {
 				return IstioObjects(lane, owner, hop), nil
 			},
-			blocking: func(foreign []*unstructured.Unstructured, lane Lane, service string) *unstructured.Unstructured {
+			blockers: func(foreign []*unstructured.Unstructured, lane Lane) map[string]*unstructured.Unstructured {
+				out := map[string]*unstructured.Unstructured{}
 				for _, o := range foreign {
-					if o.GetName() == MeshObjectName(service) {
-						return o
+					if svc, ok := strings.CutPrefix(o.GetName(), MeshObjectName("")); ok {
+						block(out, svc, o)
 					}
 					for _, h := range IstioObjectHosts(o) {
-						if IstioHostOf(h, service, lane.Namespace) {
-							return o
+						if svc := IstioHostService(h, lane.Namespace); svc != "" {
+							block(out, svc, o)
 						}
 					}
 				}
-				return nil
+				return out
 			},
 		}, true
 	case MeshGatewayAPI:
@@ -135,22 +136,32 @@ func flavorOf(m Mesh) (meshFlavor, bool) {
 			label:  LabelLanes,
 			kinds:  []schema.GroupVersionKind{HTTPRouteGVK, ServiceGVK},
 			render: GatewayObjects,
-			blocking: func(foreign []*unstructured.Unstructured, lane Lane, service string) *unstructured.Unstructured {
+			blockers: func(foreign []*unstructured.Unstructured, lane Lane) map[string]*unstructured.Unstructured {
+				out := map[string]*unstructured.Unstructured{}
 				for _, o := range foreign {
 					switch o.GetKind() {
 					case ServiceGVK.Kind:
-						if n := o.GetName(); n == LaneServiceName(service, lane.Tag) || n == LaneServiceName(service, BaseTag) {
-							return o
+						for _, tag := range []string{lane.Tag, BaseTag} {
+							if svc, ok := strings.CutSuffix(o.GetName(), "-"+tag); ok {
+								block(out, svc, o)
+							}
 						}
 					case HTTPRouteGVK.Kind:
-						if slices.Contains(HTTPRouteParentServices(o), service) {
-							return o
+						for _, svc := range HTTPRouteParentServices(o) {
+							block(out, svc, o)
 						}
 					}
 				}
-				return nil
+				return out
 			},
 		}, true
 	}
 	return meshFlavor{}, false
+}
+
+// block records the first object found in the way of a Service.
+func block(blockers map[string]*unstructured.Unstructured, service string, o *unstructured.Unstructured) {
+	if _, ok := blockers[service]; !ok && service != "" {
+		blockers[service] = o
+	}
 }

@@ -127,12 +127,24 @@ func ServiceSelects(selector, podLabels map[string]string) bool {
 // IstioHostOf reports whether an Istio host names the Service in its namespace: the short name,
 // <svc>.<ns>, <svc>.<ns>.svc or <svc>.<ns>.svc.<cluster domain>.
 func IstioHostOf(host, service, namespace string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	switch host {
-	case service, service + "." + namespace, service + "." + namespace + ".svc":
-		return true
+	return IstioHostService(host, namespace) == service
+}
+
+// IstioHostService returns the Service in the namespace that an Istio host names (see IstioHostOf),
+// or "" when it names none there.
+func IstioHostService(host, namespace string) string {
+	parts := strings.Split(strings.ToLower(strings.TrimSuffix(host, ".")), ".")
+	switch {
+	case parts[0] == "" || parts[0] == "*":
+		return ""
+	case len(parts) == 1:
+		return parts[0]
+	case parts[1] != namespace:
+		return ""
+	case len(parts) == 2 || parts[2] == "svc":
+		return parts[0]
 	}
-	return strings.HasPrefix(host, service+"."+namespace+".svc.")
+	return ""
 }
 
 // IstioObjectHosts returns the hosts an Istio VirtualService (spec.hosts) or DestinationRule

@@ -156,21 +156,29 @@ func releasing(ro *v1beta1.Rollout) bool {
 // hops gathers the member Services of the lane's releasing members and whether each has Ready
 // lane and base pods. Services for which a mesh object Kruise Lanes did not write for this lane
 // is in the way are left out, with a Warning Event.
+//
+// Every pod event of a namespace reconciles its mesh lanes, so this stays linear in the objects
+// of the namespace: Services are indexed by one pair of their selector, each pod and each pod
+// template is matched only against the Services that pair names, and objects read from the cache
+// are not copied (they are only read).
 func (r *MeshRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRouting, lane Lane, flavor meshFlavor) ([]Hop, error) {
 	rollouts := &v1beta1.RolloutList{}
-	if err := r.Client.List(ctx, rollouts, client.InNamespace(tr.Namespace)); err != nil {
+	if err := r.Client.List(ctx, rollouts, client.InNamespace(tr.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list rollouts in %s: %w", tr.Namespace, err)
 	}
 	services := &corev1.ServiceList{}
-	if err := r.Client.List(ctx, services, client.InNamespace(tr.Namespace)); err != nil {
+	if err := r.Client.List(ctx, services, client.InNamespace(tr.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list services in %s: %w", tr.Namespace, err)
 	}
 	foreign, err := r.foreignObjects(ctx, tr, flavor)
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
+	blockers := flavor.blockers(foreign, lane)
+	index := indexServices(services.Items)
+
 	var hops []Hop
+	member := map[string]int{} // member Service → its hop
 	for i := range rollouts.Items {
 		ro := &rollouts.Items[i]
 		if ro.Annotations[TrafficRoutingAnnotation] != tr.Name || !releasing(ro) {
@@ -180,28 +188,83 @@ func (r *MeshRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRout
 		if err != nil {
 			return nil, err
 		}
-		for j := range services.Items {
-			svc := &services.Items[j]
-			if seen[svc.Name] || !ServiceSelects(svc.Spec.Selector, template) {
+		for _, svc := range index.selecting(template) {
+			if _, ok := member[svc.Name]; ok {
 				continue
 			}
-			seen[svc.Name] = true
-			if other := flavor.blocking(foreign, lane, svc.Name); other != nil {
+			member[svc.Name] = -1
+			if other := blockers[svc.Name]; other != nil {
 				r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneRouteConflict",
 					"service %s is routed by %s %s, which Kruise Lanes did not write for this lane; its lane route is not written: delete or merge that object", svc.Name, other.GetKind(), other.GetName())
 				continue
 			}
-			hop := Hop{Service: svc.Name, Selector: svc.Spec.Selector, Ports: svc.Spec.Ports}
-			if hop.LaneReady, err = r.anyReady(ctx, tr.Namespace, svc.Spec.Selector, flavor.label, lane.Tag); err != nil {
-				return nil, err
+			member[svc.Name] = len(hops)
+			hops = append(hops, Hop{Service: svc.Name, Selector: svc.Spec.Selector, Ports: svc.Spec.Ports})
+		}
+	}
+	if len(hops) == 0 {
+		return nil, nil
+	}
+
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.InNamespace(tr.Namespace), client.HasLabels{flavor.label}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list pods in %s: %w", tr.Namespace, err)
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		value := p.Labels[flavor.label]
+		if (value != lane.Tag && value != BaseTag) || !p.DeletionTimestamp.IsZero() || !podReady(p) {
+			continue
+		}
+		for _, svc := range index.selecting(p.Labels) {
+			if h, ok := member[svc.Name]; ok && h >= 0 {
+				if value == lane.Tag {
+					hops[h].LaneReady = true
+				} else {
+					hops[h].BaseReady = true
+				}
 			}
-			if hop.BaseReady, err = r.anyReady(ctx, tr.Namespace, svc.Spec.Selector, flavor.label, BaseTag); err != nil {
-				return nil, err
-			}
-			hops = append(hops, hop)
 		}
 	}
 	return hops, nil
+}
+
+// serviceIndex finds the Services whose selector selects a set of labels without trying every
+// Service: each Service with a selector is filed under the smallest key of its selector and that
+// key's value, which any label set it selects must carry.
+type serviceIndex map[string][]*corev1.Service
+
+func indexServices(services []corev1.Service) serviceIndex {
+	idx := serviceIndex{}
+	for i := range services {
+		sel := services[i].Spec.Selector
+		if len(sel) == 0 {
+			continue
+		}
+		first := ""
+		for k := range sel {
+			if first == "" || k < first {
+				first = k
+			}
+		}
+		key := first + "=" + sel[first]
+		idx[key] = append(idx[key], &services[i])
+	}
+	return idx
+}
+
+// selecting returns the Services whose selector selects labels, each once, in index order.
+func (idx serviceIndex) selecting(labels map[string]string) []*corev1.Service {
+	var out []*corev1.Service
+	for k, v := range labels {
+		for _, svc := range idx[k+"="+v] {
+			if ServiceSelects(svc.Spec.Selector, labels) {
+				out = append(out, svc)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *corev1.Service) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // templateLabels are the pod template labels of a Rollout's workload.
@@ -233,24 +296,6 @@ func (r *MeshRouteReconciler) templateLabels(ctx context.Context, ro *v1beta1.Ro
 		return l, nil
 	}
 	return nil, nil
-}
-
-// anyReady reports whether a Ready, not terminating pod matches the selector plus key=value.
-func (r *MeshRouteReconciler) anyReady(ctx context.Context, namespace string, selector map[string]string, key, value string) (bool, error) {
-	match := client.MatchingLabels{key: value}
-	for k, v := range selector {
-		match[k] = v
-	}
-	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.InNamespace(namespace), match); err != nil {
-		return false, fmt.Errorf("list pods in %s: %w", namespace, err)
-	}
-	for i := range pods.Items {
-		if pods.Items[i].DeletionTimestamp.IsZero() && podReady(&pods.Items[i]) {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -293,7 +338,8 @@ func (r *MeshRouteReconciler) ownedObjects(ctx context.Context, tr *v1alpha1.Tra
 func (r *MeshRouteReconciler) foreignObjects(ctx context.Context, tr *v1alpha1.TrafficRouting, flavor meshFlavor) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, gvk := range flavor.kinds {
-		objs, err := r.list(ctx, tr.Namespace, gvk)
+		// Only read: not copied out of the cache.
+		objs, err := r.list(ctx, tr.Namespace, gvk, client.UnsafeDisableDeepCopy)
 		if err != nil {
 			return nil, err
 		}

@@ -214,3 +214,48 @@ func checkWarnings(t *testing.T, rec *record.FakeRecorder, want []string) {
 		}
 	}
 }
+
+func TestServiceIndexSelecting(t *testing.T) {
+	svc := func(name string, selector map[string]string) corev1.Service {
+		return corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Selector: selector}}
+	}
+	idx := indexServices([]corev1.Service{
+		svc("a", map[string]string{"app": "a"}),
+		svc("a-v2", map[string]string{"app": "a", "version": "v2"}),
+		svc("all", map[string]string{"tier": "web"}),
+		svc("headless-manual", nil),
+		svc("b", map[string]string{"app": "b"}),
+	})
+	names := func(labels map[string]string) []string {
+		var out []string
+		for _, s := range idx.selecting(labels) {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	tests := []struct {
+		labels map[string]string
+		want   []string
+	}{
+		{map[string]string{"app": "a", "tier": "web", "pod-template-hash": "x"}, []string{"a", "all"}},
+		{map[string]string{"app": "a", "version": "v2", "tier": "web"}, []string{"a", "a-v2", "all"}},
+		{map[string]string{"app": "c"}, nil},
+		{nil, nil},
+	}
+	for _, tc := range tests {
+		if diff := cmp.Diff(tc.want, names(tc.labels)); diff != "" {
+			t.Errorf("services selecting %v (-want +got):\n%s", tc.labels, diff)
+		}
+	}
+}
+
+func TestIstioHostService(t *testing.T) {
+	for host, want := range map[string]string{
+		"c": "c", "c.shop": "c", "c.shop.svc": "c", "c.shop.svc.cluster.local": "c", "C.Shop.": "c",
+		"c.other": "", "c.shop.example": "", "*.shop.svc.cluster.local": "", "*": "", "": "",
+	} {
+		if got := IstioHostService(host, "shop"); got != want {
+			t.Errorf("IstioHostService(%q, shop) = %q, want %q", host, got, want)
+		}
+	}
+}

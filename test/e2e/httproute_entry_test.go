@@ -176,16 +176,7 @@ func TestHTTPRouteEntryProvider(t *testing.T) {
 			}},
 		},
 	}
-	if err := c.Create(ctx, ro); err != nil {
-		t.Fatalf("creating the rollout: %v", err)
-	}
-	if _, err := framework.WaitForRollout(ctx, c, key, stepTimeout, "to be Healthy", framework.RolloutHealthy()); err != nil {
-		t.Fatal(err)
-	}
-	if err := framework.WaitForDeploymentAvailable(ctx, c, key, stepTimeout); err != nil {
-		t.Fatal(err)
-	}
-	setImage(t, key, newImage)
+	releaseWithRollout(t, ro, newImage)
 
 	// Step 1: the user's rules as they were, then the lane rule: the stable rule's match AND the
 	// header, to demo-canary, with the lane header set on the rule.

@@ -55,17 +55,7 @@ func TestPartitionRolloutOnDeployment(t *testing.T) {
 			},
 		},
 	}
-	if err := c.Create(ctx, ro); err != nil {
-		t.Fatalf("creating the rollout: %v", err)
-	}
-	if _, err := framework.WaitForRollout(ctx, c, key, stepTimeout, "to be Healthy", framework.RolloutHealthy()); err != nil {
-		t.Fatal(err)
-	}
-	if err := framework.WaitForDeploymentAvailable(ctx, c, key, stepTimeout); err != nil {
-		t.Fatal(err)
-	}
-
-	setImage(t, key, newImage)
+	releaseWithRollout(t, ro, newImage)
 
 	// Steps 1 and 2: the canary is paused with exactly that many Ready new pods, the rest still old.
 	// Step 3 never pauses: Kruise v0.6.2 treats a last step of "100%" as done as soon as it is
@@ -105,6 +95,24 @@ func TestPartitionRolloutOnDeployment(t *testing.T) {
 	if done.Status.CanaryStatus != nil && done.Status.CanaryStatus.CurrentStepState != rolloutsv1beta1.CanaryStepStateCompleted {
 		t.Errorf("canary step state = %q, want %q", done.Status.CanaryStatus.CurrentStepState, rolloutsv1beta1.CanaryStepStateCompleted)
 	}
+}
+
+// releaseWithRollout creates the Rollout of the Deployment of the same name, waits until both are
+// settled, then releases newImage.
+func releaseWithRollout(t *testing.T, ro *rolloutsv1beta1.Rollout, newImage string) {
+	t.Helper()
+	ctx, c := t.Context(), cluster.Client
+	key := client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.WorkloadRef.Name}
+	if err := c.Create(ctx, ro); err != nil {
+		t.Fatalf("creating the rollout: %v", err)
+	}
+	if _, err := framework.WaitForRollout(ctx, c, client.ObjectKeyFromObject(ro), stepTimeout, "to be Healthy", framework.RolloutHealthy()); err != nil {
+		t.Fatal(err)
+	}
+	if err := framework.WaitForDeploymentAvailable(ctx, c, key, stepTimeout); err != nil {
+		t.Fatal(err)
+	}
+	setImage(t, key, newImage)
 }
 
 // setImage changes the image of the first container of a Deployment, as `kubectl set image` does.

@@ -80,7 +80,7 @@ func TestApproveResendsWhenKruiseOverwritesIt(t *testing.T) {
 			wantSent:  2,
 		},
 		"the last step completes at the same index": {afterSend: [][]v1beta1.CanaryStepState{{v1beta1.CanaryStepStateReady, v1beta1.CanaryStepStateCompleted}}, wantSent: 1},
-		"never taken":                               {afterSend: [][]v1beta1.CanaryStepState{{v1beta1.CanaryStepStatePaused}}, wantSent: 4, wantErr: true},
+		"never taken": {afterSend: [][]v1beta1.CanaryStepState{{v1beta1.CanaryStepStatePaused}}, wantSent: 4, wantErr: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -44,7 +44,7 @@ chart-test: tools ## Lint the Helm chart, compare its rendering with golden file
 tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, helm) into .cache/bin once.
 	bash test/tools/build.sh $(TOOLS_BIN)
 
-bench-routes: tools ## Lane route latency (Ready -> route, not Ready -> removed) at 500 member Services, Istio and Gateway API (real API server, ~30 min).
+bench-routes: tools ## Lane route latency (Ready -> route, not Ready -> removed) at 500 member Services, Istio and Gateway API (real API server, ~10 min).
 	KUBEBUILDER_ASSETS=$(TOOLS_BIN) LANES_TOOLS_BIN=$(TOOLS_BIN) $(GO) test -tags e2e -count=1 -timeout 150m -run XXX -bench BenchmarkLaneRoute -benchtime 1x -v ./test/bench/
 
 e2e: tools ## Run the end-to-end suite against a real API server and the real Kruise controller.

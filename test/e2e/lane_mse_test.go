@@ -220,21 +220,7 @@ func TestMSELaneSeed002(t *testing.T) {
 		"mse.ingress.kubernetes.io/request-header-control-update": "x-mse-tag gray",
 		"mse.ingress.kubernetes.io/service-subset":                "gray",
 	}
-	ing := &networkingv1.Ingress{}
-	err := framework.WaitFor(ctx, stepTimeout, "canary ingress "+canaryIngress+" with the lane's annotations", func(ctx context.Context) (bool, error) {
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: canaryIngress}, ing); err != nil {
-			return false, err
-		}
-		for k, v := range want {
-			if got, ok := ing.Annotations[k]; !ok || got != v {
-				return false, framework.Pending("annotation %s = %q (present %t), want %q; annotations %v", k, got, ok, v, ing.Annotations)
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ing := waitIngressAnnotations(t, ns, canaryIngress, want)
 	if got := ingressBackends(ing); len(got) != 1 || got[0] != svcA {
 		t.Errorf("canary ingress backends = %v, want only the stable Service %s", got, svcA)
 	}
@@ -274,7 +260,7 @@ func TestMSELaneSeed002(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err = framework.WaitFor(ctx, stepTimeout, "canary ingress "+canaryIngress+" to be removed", func(ctx context.Context) (bool, error) {
+	err := framework.WaitFor(ctx, stepTimeout, "canary ingress "+canaryIngress+" to be removed", func(ctx context.Context) (bool, error) {
 		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: canaryIngress}, &networkingv1.Ingress{})
 		if apierrors.IsNotFound(err) {
 			return true, nil

@@ -197,6 +197,15 @@ func TestMeshRouteReconcilerGatewayAPI(t *testing.T) {
 			want:       []string{"HTTPRoute/lanes-a", "HTTPRoute/users-own", "Service/a-base", "Service/a-gray"},
 			wantEvents: []string{"Warning LaneRouteConflict service c is routed by HTTPRoute users-own"},
 		},
+		"an HTTPRoute of the route's name that Kruise Lanes did not write: left as it is": {
+			objs: append(gatewayMember("a", true), &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+				"metadata": map[string]any{"namespace": "shop", "name": "lanes-a"},
+				"spec":     map[string]any{"parentRefs": []any{map[string]any{"name": "public"}}},
+			}}),
+			want:       []string{"HTTPRoute/lanes-a", "Service/a-base", "Service/a-gray"},
+			wantEvents: []string{"Warning LaneRouteConflict HTTPRoute lanes-a exists and Kruise Lanes did not write it"},
+		},
 		"a Service named like a lane Service that Kruise Lanes did not write: a is left alone": {
 			objs: append(gatewayMember("a", true),
 				&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "a-gray"}}),

@@ -91,10 +91,14 @@ func (r *MeshRouteReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		}
 	}
 
+	have := make(map[string]*unstructured.Unstructured, len(existing))
+	for _, obj := range existing {
+		have[objectKey(obj)] = obj
+	}
 	wanted := map[string]bool{}
 	for _, obj := range desired {
 		wanted[objectKey(obj)] = true
-		if err := r.write(ctx, tr, obj); err != nil {
+		if err := r.write(ctx, tr, obj, have[objectKey(obj)]); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
@@ -324,7 +328,8 @@ func (r *MeshRouteReconciler) list(ctx context.Context, namespace string, gvk sc
 func (r *MeshRouteReconciler) ownedObjects(ctx context.Context, tr *v1alpha1.TrafficRouting) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, gvk := range r.ownedKinds() {
-		objs, err := r.list(ctx, tr.Namespace, gvk, client.MatchingLabels{ManagedByLabel: ManagedByValue, MeshLaneLabel: tr.Name})
+		// Only read (compared, deleted): not copied out of the cache.
+		objs, err := r.list(ctx, tr.Namespace, gvk, client.MatchingLabels{ManagedByLabel: ManagedByValue, MeshLaneLabel: tr.Name}, client.UnsafeDisableDeepCopy)
 		if err != nil {
 			return nil, err
 		}
@@ -352,23 +357,25 @@ func (r *MeshRouteReconciler) foreignObjects(ctx context.Context, tr *v1alpha1.T
 	return out, nil
 }
 
-// write creates the object, or updates it when its labels, owners or spec differ. It never
-// takes over an object it did not write (hops already skips those; this guards the race).
-func (r *MeshRouteReconciler) write(ctx context.Context, tr *v1alpha1.TrafficRouting, obj *unstructured.Unstructured) error {
-	current := &unstructured.Unstructured{}
-	current.SetGroupVersionKind(obj.GroupVersionKind())
-	err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), current)
-	switch {
-	case apierrors.IsNotFound(err):
-		if err := r.Client.Create(ctx, obj); err != nil {
+// write creates the object, or updates it when its labels, owners or spec differ from current,
+// the object of that name this lane already has (nil: none). It never takes over an object it did
+// not write (hops already skips those; this guards the race).
+func (r *MeshRouteReconciler) write(ctx context.Context, tr *v1alpha1.TrafficRouting, obj, current *unstructured.Unstructured) error {
+	if current == nil {
+		err := r.Client.Create(ctx, obj)
+		if err == nil {
+			r.Recorder.Eventf(tr, corev1.EventTypeNormal, "LaneRouteCreated", "created %s %s%s", obj.GetKind(), obj.GetName(), routeSummary(obj))
+			return nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 		}
-		r.Recorder.Eventf(tr, corev1.EventTypeNormal, "LaneRouteCreated", "created %s %s%s", obj.GetKind(), obj.GetName(), routeSummary(obj))
-		return nil
-	case err != nil:
-		return fmt.Errorf("get %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
-	}
-	if !IsLaneMeshObject(current, tr.Name) {
+		// Someone else's object, or this lane's own that the cache has not shown yet.
+		other := &unstructured.Unstructured{}
+		other.SetGroupVersionKind(obj.GroupVersionKind())
+		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), other); err != nil || IsLaneMeshObject(other, tr.Name) {
+			return fmt.Errorf("create %s %s/%s: it exists, the cache is behind; retrying", obj.GetKind(), obj.GetNamespace(), obj.GetName())
+		}
 		r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneRouteConflict", "%s %s exists and Kruise Lanes did not write it; left as it is", obj.GetKind(), obj.GetName())
 		return nil
 	}

@@ -174,15 +174,11 @@ func (r *MeshRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRout
 	if err := r.Client.List(ctx, services, client.InNamespace(tr.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list services in %s: %w", tr.Namespace, err)
 	}
-	foreign, err := r.foreignObjects(ctx, tr, flavor)
-	if err != nil {
-		return nil, err
-	}
-	blockers := flavor.blockers(foreign, lane)
 	index := indexServices(services.Items)
 
-	var hops []Hop
-	member := map[string]int{} // member Service → its hop
+	// The member Services, each once, in the order their Rollouts name them.
+	var candidates []*corev1.Service
+	seen := map[string]bool{}
 	for i := range rollouts.Items {
 		ro := &rollouts.Items[i]
 		if ro.Annotations[TrafficRoutingAnnotation] != tr.Name || !releasing(ro) {
@@ -193,18 +189,32 @@ func (r *MeshRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRout
 			return nil, err
 		}
 		for _, svc := range index.selecting(template) {
-			if _, ok := member[svc.Name]; ok {
-				continue
+			if !seen[svc.Name] {
+				seen[svc.Name] = true
+				candidates = append(candidates, svc)
 			}
-			member[svc.Name] = -1
-			if other := blockers[svc.Name]; other != nil {
-				r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneRouteConflict",
-					"service %s is routed by %s %s, which Kruise Lanes did not write for this lane; its lane route is not written: delete or merge that object", svc.Name, other.GetKind(), other.GetName())
-				continue
-			}
-			member[svc.Name] = len(hops)
-			hops = append(hops, Hop{Service: svc.Name, Selector: svc.Spec.Selector, Ports: svc.Spec.Ports})
 		}
+	}
+	if len(candidates) == 0 {
+		// Nothing releasing (the usual case for a pod event): no other object needs reading.
+		return nil, nil
+	}
+
+	foreign, err := r.foreignObjects(ctx, tr, flavor)
+	if err != nil {
+		return nil, err
+	}
+	blockers := flavor.blockers(foreign, lane)
+	var hops []Hop
+	member := map[string]int{} // member Service → its hop
+	for _, svc := range candidates {
+		if other := blockers[svc.Name]; other != nil {
+			r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneRouteConflict",
+				"service %s is routed by %s %s, which Kruise Lanes did not write for this lane; its lane route is not written: delete or merge that object", svc.Name, other.GetKind(), other.GetName())
+			continue
+		}
+		member[svc.Name] = len(hops)
+		hops = append(hops, Hop{Service: svc.Name, Selector: svc.Spec.Selector, Ports: svc.Spec.Ports})
 	}
 	if len(hops) == 0 {
 		return nil, nil
@@ -221,7 +231,7 @@ func (r *MeshRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRout
 			continue
 		}
 		for _, svc := range index.selecting(p.Labels) {
-			if h, ok := member[svc.Name]; ok && h >= 0 {
+			if h, ok := member[svc.Name]; ok {
 				if value == lane.Tag {
 					hops[h].LaneReady = true
 				} else {

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
@@ -260,19 +258,7 @@ func TestMSELaneSeed002(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err := framework.WaitFor(ctx, stepTimeout, "canary ingress "+canaryIngress+" to be removed", func(ctx context.Context) (bool, error) {
-		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: canaryIngress}, &networkingv1.Ingress{})
-		if apierrors.IsNotFound(err) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		return false, framework.Pending("still present")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitIngressGone(t, ns, canaryIngress)
 	if _, err := framework.WaitForTrafficRoutingPhase(ctx, c, trKey, stepTimeout, rolloutsv1alpha1.TrafficRoutingPhaseHealthy); err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,16 @@ import (
 const namespace = "lanes-demo"
 
 func main() {
+	// The demo's requests stay inside a network namespace of its own (the e2e harness's test
+	// network): the program re-executes itself there first.
+	code, reexecuted, err := framework.RunInTestNetwork()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		os.Exit(1)
+	}
+	if reexecuted {
+		os.Exit(code)
+	}
 	os.Exit(run(os.Stdout, os.Stderr))
 }
 

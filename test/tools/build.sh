@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# build.sh OUTDIR — builds the e2e control plane from the pinned tool modules beside this script and
-# stages the Kruise Rollouts manager's run-time files. Called by `make tools` with OUTDIR=.cache/bin.
+# build.sh OUTDIR [GROUP...] — builds the e2e control plane and data planes from the pinned tool
+# modules beside this script and stages the Kruise Rollouts manager's run-time files. Called by
+# `make tools` with OUTDIR=.cache/bin and no group (all of them); `make demo` names only the groups
+# the demo runs. Groups: etcd kruise kruise-apps kube kwok helm traefik istio.
 #
 # Each tool group is rebuilt only when one of its binaries is missing or its stamp changed. The
 # stamp is a hash of the group's go.mod and go.sum, the Go version and the link flags, so bumping a
@@ -8,14 +10,23 @@
 # machine has two cores and the Kubernetes link step alone needs most of the memory headroom.
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-	echo "usage: $0 OUTDIR" >&2
+if [[ $# -lt 1 ]]; then
+	echo "usage: $0 OUTDIR [GROUP...]" >&2
 	exit 2
 fi
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 mkdir -p "$1"
 out="$(cd "$1" && pwd)"
+shift
+all_groups=(etcd kruise kruise-apps kube kwok helm traefik istio)
+groups=("$@")
+[[ ${#groups[@]} -eq 0 ]] && groups=("${all_groups[@]}")
+for g in "${groups[@]}"; do
+	[[ " ${all_groups[*]} " == *" $g "* ]] || { echo "unknown tool group $g (known: ${all_groups[*]})" >&2; exit 2; }
+done
+# wanted GROUP — succeeds when GROUP was asked for.
+wanted() { [[ " ${groups[*]} " == *" $1 "* ]]; }
 stamps="$out/.stamps"
 mkdir -p "$stamps"
 
@@ -101,13 +112,19 @@ stage_kruise() {
 }
 
 total=$SECONDS
-build etcd "-s -w" etcd=go.etcd.io/etcd/server/v3
-build kruise "-s -w" kruise-rollouts-manager=github.com/openkruise/rollouts
-stage_kruise
-build kruise-apps "-s -w" kruise-manager=github.com/openkruise/kruise
-build kube "$kube_ldflags" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
+wanted etcd && build etcd "-s -w" etcd=go.etcd.io/etcd/server/v3
+if wanted kruise; then
+	build kruise "-s -w" kruise-rollouts-manager=github.com/openkruise/rollouts
+	stage_kruise
+fi
+wanted kruise-apps && build kruise-apps "-s -w" kruise-manager=github.com/openkruise/kruise
+wanted kube && build kube "$kube_ldflags" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
 	kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
 	kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler
-build kwok "-s -w" kwok=sigs.k8s.io/kwok/cmd/kwok
-build helm "-s -w" helm=helm.sh/helm/v3/cmd/helm
+wanted kwok && build kwok "-s -w" kwok=sigs.k8s.io/kwok/cmd/kwok
+wanted helm && build helm "-s -w" helm=helm.sh/helm/v3/cmd/helm
+# The data planes of the traffic scenarios. Traefik's link step is the largest of all (a 184 MB
+# binary); istiod's pilot-discovery the second.
+wanted traefik && build traefik "-s -w" traefik=github.com/traefik/traefik/v3/cmd/traefik
+wanted istio && build istio "-s -w" pilot-discovery=istio.io/istio/pilot/cmd/pilot-discovery
 printf 'tools ready in %s (%ds)\n' "$out" $((SECONDS - total))

@@ -81,13 +81,16 @@ type Cluster struct {
 	// kruiseApps is the OpenKruise manager; nil without Options.KruiseApps.
 	kruiseApps *Process
 	lanes      lanesBinary
+	// istio is istiod, started on first use (Istiod, or a pod runner's proxyless gRPC pod).
+	istio istiod
 
 	stopOnce sync.Once
 	stopErr  error
 }
 
 // Main starts a Cluster, hands it to use, runs the tests and stops every process it started. It
-// returns the exit code for os.Exit. SIGINT and SIGTERM stop the processes and exit at once; a panic
+// returns the exit code for os.Exit. The tests run in the test network (see RunInTestNetwork): Main
+// first re-executes the test binary in a network namespace of its own and returns its exit code. SIGINT and SIGTERM stop the processes and exit at once; a panic
 // or a kill of the test binary ends them through the Supervisor's parent-death signal.
 //
 //	var cluster *framework.Cluster // set once by TestMain
@@ -96,6 +99,12 @@ type Cluster struct {
 //		os.Exit(framework.Main(m, framework.Options{}, func(c *framework.Cluster) { cluster = c }))
 //	}
 func Main(m *testing.M, opts Options, use func(*Cluster)) int {
+	if code, reexecuted, err := RunInTestNetwork(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	} else if reexecuted {
+		return code
+	}
 	c, err := newCluster(opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)

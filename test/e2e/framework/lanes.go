@@ -47,10 +47,14 @@ type LanesManager struct {
 	unmount func()
 }
 
-// LanesManagerBinary builds lanes-manager from this repository (once per test binary) and returns
-// its path.
+// LanesManagerBinary returns the path of lanes-manager built from this repository: the one built
+// before entering the test network, else one built now (once per test binary).
 func (c *Cluster) LanesManagerBinary(ctx context.Context) (string, error) {
 	c.lanes.once.Do(func() {
+		if p := prebuilt("lanes-manager"); p != "" {
+			c.lanes.path = p
+			return
+		}
 		out := filepath.Join(c.dir, "lanes-manager")
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/lanes-manager")
 		cmd.Dir = c.RepoRoot

@@ -13,8 +13,11 @@ import (
 // demo). The caller owns the Cluster: it must call Stop when done and when interrupted; cancelling
 // ctx during Start stops what was started and returns ctx's error. If the caller dies without
 // stopping the Cluster (a panic, SIGKILL), the processes end anyway through the Supervisor's
-// parent-death signal.
+// parent-death signal. The program must have entered the test network first (RunInTestNetwork).
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	if err := CheckTestNetwork(); err != nil {
+		return nil, fmt.Errorf("the cluster runs only in the test network; call framework.RunInTestNetwork first: %w", err)
+	}
 	c, err := newCluster(opts)
 	if err != nil {
 		return nil, err

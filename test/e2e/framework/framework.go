@@ -18,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -260,9 +261,17 @@ func (c *Cluster) installOptionalCRDs(ctx context.Context) error {
 	if len(patterns) == 0 {
 		return nil
 	}
-	crds, err := ReadYAMLFiles(patterns...)
+	objs, err := ReadYAMLFiles(patterns...)
 	if err != nil {
 		return err
+	}
+	// Gateway API's folder also holds a ValidatingAdmissionPolicy that guards CRD upgrades; only
+	// the CRDs are installed.
+	var crds []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, o)
+		}
 	}
 	return InstallCRDs(ctx, c.Client, crds)
 }

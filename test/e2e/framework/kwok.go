@@ -71,6 +71,8 @@ func startKwok(ctx context.Context, sup *Supervisor, c client.Client, toolsBin, 
 			"--manage-all-nodes=false",
 			"--manage-nodes-with-annotation-selector=" + kwokNodeAnnotation + "=fake",
 			"--server-address=127.0.0.1:" + fmt.Sprint(ports[0]),
+			// Pod IPs come from the range the test network makes local (netns.go).
+			"--cidr=" + PodCIDR,
 		},
 	}); err != nil {
 		return err
@@ -89,6 +91,7 @@ func startKwok(ctx context.Context, sup *Supervisor, c client.Client, toolsBin, 
 				"node.kubernetes.io/fake": "true",
 			},
 		},
+		Spec: corev1.NodeSpec{PodCIDR: PodCIDR, PodCIDRs: []string{PodCIDR}},
 		Status: corev1.NodeStatus{
 			Allocatable: fakeNodeResources(),
 			Capacity:    fakeNodeResources(),

@@ -3,6 +3,7 @@
 package framework
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -22,8 +23,8 @@ import (
 // starts, brings up lo, makes the whole pod range local (`ip route add local PodCIDR dev lo`, so a
 // server can bind any pod's address) and checks that lo is the only interface and every route
 // points at it. No other interface exists in the namespace, so no packet can go anywhere else.
-// Tools are built before the re-execution, outside the namespace (the module proxy is not
-// reachable from inside).
+// Tools are built, and the modules whose files the harness reads are downloaded, before the
+// re-execution, outside the namespace (the module proxy is not reachable from inside).
 
 const (
 	// PodCIDR is the pod address range: kwok assigns pod IPs from it, and inside the test network
@@ -41,6 +42,16 @@ const (
 var prebuiltBinaries = [][2]string{
 	{"lanes-manager", "./cmd/lanes-manager"},
 	{"lane-demo", "./examples/lane-demo"},
+}
+
+// harnessModules are the modules whose files the harness reads at run time (stages, CRDs), as
+// group → module: downloaded before entering the test network, from where the module proxy cannot
+// be reached.
+var harnessModules = [][2]string{
+	{"kwok", "sigs.k8s.io/kwok"},
+	{"crds", "sigs.k8s.io/gateway-api"},
+	{"crds", "istio.io/api"},
+	{"kruise-apps", kruiseAppsModule},
 }
 
 // InTestNetwork reports whether this process runs inside the test network namespace.
@@ -73,6 +84,11 @@ func RunInTestNetwork() (code int, reexecuted bool, err error) {
 	defer os.RemoveAll(bin)
 	if err := os.WriteFile(filepath.Join(bin, ownerFile), []byte(fmt.Sprint(os.Getpid())), 0o644); err != nil {
 		return 1, false, fmt.Errorf("recording the prebuilt folder's owner: %w", err)
+	}
+	for _, m := range harnessModules {
+		if _, err := ModuleDir(context.Background(), root, m[0], m[1]); err != nil {
+			return 1, false, err
+		}
 	}
 	for _, b := range prebuiltBinaries {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, b[0]), b[1])

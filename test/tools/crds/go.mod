@@ -7,5 +7,5 @@ go 1.24.0
 
 require (
 	istio.io/api v1.24.2
-	sigs.k8s.io/gateway-api v1.3.0
+	sigs.k8s.io/gateway-api v1.6.1
 )

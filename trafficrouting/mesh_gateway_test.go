@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/record"
@@ -298,4 +299,111 @@ func resourceVersions(t *testing.T, c client.Client) map[string]string {
 		out["Service/"+s.Name] = s.ResourceVersion
 	}
 	return out
+}
+
+// apiServerDefaults adds to a stored lane object what the API server adds to what Kruise Lanes
+// writes: a Service's cluster IP, type and policies; an HTTPRoute rule's default path match and
+// a backend's weight (Gateway API's CRD defaults).
+func apiServerDefaults(u *unstructured.Unstructured) {
+	spec := u.Object["spec"].(map[string]any)
+	switch u.GetKind() {
+	case "Service":
+		spec["clusterIP"], spec["clusterIPs"] = "10.96.0.10", []any{"10.96.0.10"}
+		spec["type"], spec["sessionAffinity"], spec["internalTrafficPolicy"] = "ClusterIP", "None", "Cluster"
+		spec["ipFamilies"], spec["ipFamilyPolicy"] = []any{"IPv4"}, "SingleStack"
+	case "HTTPRoute":
+		for _, r := range spec["rules"].([]any) {
+			rule := r.(map[string]any)
+			if _, ok := rule["matches"]; !ok {
+				rule["matches"] = []any{map[string]any{"path": map[string]any{"type": "PathPrefix", "value": "/"}}}
+			}
+			for _, b := range rule["backendRefs"].([]any) {
+				b.(map[string]any)["weight"] = int64(1)
+			}
+		}
+	}
+}
+
+// laneObjects returns every object the gateway-api lane wrote, as stored.
+func laneObjects(t *testing.T, c client.Client) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	for _, gvk := range []schema.GroupVersionKind{HTTPRouteGVK, ServiceGVK} {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := c.List(t.Context(), list, client.MatchingLabels{ManagedByLabel: ManagedByValue}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range list.Items {
+			out = append(out, &list.Items[i])
+		}
+	}
+	return out
+}
+
+func TestMeshRouteReconcilerKeepsAPIServerDefaults(t *testing.T) {
+	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(gatewayMember("a", true), gatewayLane())...).Build()
+	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
+	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}
+	if _, err := r.Reconcile(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	objs := laneObjects(t, c)
+	if len(objs) != 3 {
+		t.Fatalf("%d lane objects, want an HTTPRoute and 2 Services", len(objs))
+	}
+	for _, u := range objs {
+		apiServerDefaults(u)
+		if err := c.Update(t.Context(), u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := resourceVersions(t, c)
+	if _, err := r.Reconcile(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, resourceVersions(t, c)); diff != "" {
+		t.Errorf("defaulted objects rewritten while nothing changed (-before +after):\n%s", diff)
+	}
+}
+
+// A key or list element of the stored route that the desired route no longer has is a change:
+// here a RequestMirror filter, and with it a backendRef, that an earlier write had.
+func TestMeshRouteReconcilerDropsBackendRef(t *testing.T) {
+	lane := Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "x-mse-tag"}
+	hop := Hop{Service: "a", LaneReady: true, BaseReady: true, Selector: map[string]string{"app": "a"}, Ports: []corev1.ServicePort{httpPort}}
+	desired, err := GatewayObjects(lane, LaneOwner(gatewayLane()), hop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The route as an earlier write left it (and the API server defaulted it): the default rule
+	// also mirrored to a-gray.
+	earlier := desired[2].DeepCopy()
+	rules, _, _ := unstructured.NestedSlice(earlier.Object, "spec", "rules")
+	rules[1].(map[string]any)["filters"] = []any{map[string]any{"type": "RequestMirror", "requestMirror": map[string]any{
+		"backendRef": map[string]any{"group": "", "kind": "Service", "name": "a-gray", "port": int64(80)},
+	}}}
+	if err := unstructured.SetNestedSlice(earlier.Object, rules, "spec", "rules"); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := specHash(earlier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlier.SetAnnotations(map[string]string{MeshSpecHashAnnotation: hash})
+	apiServerDefaults(earlier)
+
+	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(gatewayMember("a", true), gatewayLane(), earlier)...).Build()
+	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
+	if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
+		t.Fatal(err)
+	}
+	got := &unstructured.Unstructured{}
+	got.SetGroupVersionKind(HTTPRouteGVK)
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(earlier), got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(desired[2].Object["spec"], got.Object["spec"]); diff != "" {
+		t.Errorf("route spec (-want +got):\n%s", diff)
+	}
 }

@@ -2,9 +2,14 @@ package trafficrouting
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/openkruise/rollouts/api/v1alpha1"
@@ -367,10 +372,19 @@ func (r *MeshRouteReconciler) foreignObjects(ctx context.Context, tr *v1alpha1.T
 	return out, nil
 }
 
-// write creates the object, or updates it when its labels, owners or spec differ from current,
-// the object of that name this lane already has (nil: none). It never takes over an object it did
-// not write (hops already skips those; this guards the race).
+// MeshSpecHashAnnotation holds, on every mesh object Kruise Lanes writes, a hash of the spec it
+// wrote (see upToDate).
+const MeshSpecHashAnnotation = AnnotationPrefix + "spec-hash"
+
+// write creates the object, or updates it unless current, the object of that name this lane
+// already has (nil: none), is up to date with it. It never takes over an object it did not write
+// (hops already skips those; this guards the race).
 func (r *MeshRouteReconciler) write(ctx context.Context, tr *v1alpha1.TrafficRouting, obj, current *unstructured.Unstructured) error {
+	hash, err := specHash(obj)
+	if err != nil {
+		return err
+	}
+	obj.SetAnnotations(map[string]string{MeshSpecHashAnnotation: hash})
 	if current == nil {
 		err := r.Client.Create(ctx, obj)
 		if err == nil {
@@ -389,11 +403,10 @@ func (r *MeshRouteReconciler) write(ctx context.Context, tr *v1alpha1.TrafficRou
 		r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneRouteConflict", "%s %s exists and Kruise Lanes did not write it; left as it is", obj.GetKind(), obj.GetName())
 		return nil
 	}
-	if covers(current.Object["spec"], obj.Object["spec"]) &&
-		reflect.DeepEqual(current.GetLabels(), obj.GetLabels()) &&
-		reflect.DeepEqual(current.GetOwnerReferences(), obj.GetOwnerReferences()) {
+	if upToDate(current, obj, hash) {
 		return nil
 	}
+	// The resource version read: an object changed since is a conflict, and the reconcile is retried.
 	obj.SetResourceVersion(current.GetResourceVersion())
 	if err := r.Client.Update(ctx, obj); err != nil {
 		return fmt.Errorf("update %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
@@ -402,9 +415,78 @@ func (r *MeshRouteReconciler) write(ctx context.Context, tr *v1alpha1.TrafficRou
 	return nil
 }
 
-// covers reports whether got holds everything want holds: the API server adds defaults to what
-// Kruise Lanes writes (a Service's clusterIP, an HTTPRoute backend's weight), which are no reason
-// to write it again.
+// upToDate reports whether current, a mesh object as the API server stores it, is what Kruise
+// Lanes would write now (want, whose spec hashes to hash). The stored spec is not want's spec:
+// the API server adds defaults (a Service's clusterIP, an HTTPRoute backend's weight, a rule's
+// path match), which are no reason to write it again. So the spec is judged by two tests, each
+// blind where the other sees:
+//   - the hash of the spec last written (MeshSpecHashAnnotation) equals want's: Kruise Lanes wants
+//     what it wrote last, including a key or list element it no longer writes (a route's subset
+//     or backendRef) — which a comparison with the stored spec cannot tell from a default;
+//   - the stored spec covers want's: nobody changed or removed a value Kruise Lanes wrote.
+//
+// A key someone else adds to the spec is thus kept until the spec Kruise Lanes wants changes.
+func upToDate(current, want *unstructured.Unstructured, hash string) bool {
+	return current.GetAnnotations()[MeshSpecHashAnnotation] == hash &&
+		covers(current.Object["spec"], want.Object["spec"]) &&
+		reflect.DeepEqual(current.GetLabels(), want.GetLabels()) &&
+		reflect.DeepEqual(current.GetOwnerReferences(), want.GetOwnerReferences())
+}
+
+// specHash is the hash of an object's spec that MeshSpecHashAnnotation records.
+func specHash(obj *unstructured.Unstructured) (string, error) {
+	b, err := appendValue(make([]byte, 0, 512), obj.Object["spec"])
+	if err != nil {
+		return "", fmt.Errorf("hash the spec of %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+// appendValue appends an unstructured value to b unambiguously (a type byte, lengths before
+// contents, map keys sorted), without encoding/json's reflection: every reconcile hashes every
+// object of the lane.
+func appendValue(b []byte, v any) ([]byte, error) {
+	var err error
+	switch v := v.(type) {
+	case nil:
+		b = append(b, '0')
+	case bool:
+		b = strconv.AppendBool(append(b, 'b'), v)
+	case string:
+		b = append(binary.AppendUvarint(append(b, 's'), uint64(len(v))), v...)
+	case int64:
+		b = binary.AppendVarint(append(b, 'i'), v)
+	case float64:
+		b = binary.BigEndian.AppendUint64(append(b, 'f'), math.Float64bits(v))
+	case []any:
+		b = binary.AppendUvarint(append(b, 'l'), uint64(len(v)))
+		for _, e := range v {
+			if b, err = appendValue(b, e); err != nil {
+				return nil, err
+			}
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = binary.AppendUvarint(append(b, 'm'), uint64(len(v)))
+		for _, k := range keys {
+			b = append(binary.AppendUvarint(b, uint64(len(k))), k...)
+			if b, err = appendValue(b, v[k]); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("value of type %T is not unstructured", v)
+	}
+	return b, nil
+}
+
+// covers reports whether got holds every value want holds, ignoring keys only got has (see
+// upToDate).
 func covers(got, want any) bool {
 	switch w := want.(type) {
 	case map[string]any:

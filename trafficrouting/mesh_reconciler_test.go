@@ -259,3 +259,164 @@ func TestIstioHostService(t *testing.T) {
 		}
 	}
 }
+
+// istioDefaultRoute reconciles the lane and returns the destinations of the default route of a's
+// VirtualService and the names of its routes.
+func istioDefaultRoute(t *testing.T, r *MeshRouteReconciler) (routes []string, destinations []any) {
+	t.Helper()
+	if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())}); err != nil {
+		t.Fatal(err)
+	}
+	vs := &unstructured.Unstructured{}
+	vs.SetGroupVersionKind(VirtualServiceGVK)
+	if err := r.Client.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: "lanes-a"}, vs); err != nil {
+		t.Fatal(err)
+	}
+	http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+	for _, h := range http {
+		routes = append(routes, h.(map[string]any)["name"].(string))
+	}
+	destinations, _, _ = unstructured.NestedSlice(http[len(http)-1].(map[string]any), "route")
+	return routes, destinations
+}
+
+func setReady(t *testing.T, c client.Client, pod string, ready bool) {
+	t.Helper()
+	p := &corev1.Pod{}
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: pod}, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Conditions[0].Status = corev1.ConditionFalse
+	if ready {
+		p.Status.Conditions[0].Status = corev1.ConditionTrue
+	}
+	if err := c.Status().Update(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The last batch: once no base pod is Ready, the default route must lose its subset (the desired
+// route drops a key the live one has), else every non-lane request goes to an empty subset.
+func TestIstioRouteReconcilerDefaultRouteLeavesEmptyBase(t *testing.T) {
+	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", true), istioLane())...).WithStatusSubresource(&corev1.Pod{}).Build()
+	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
+	toBase := []any{map[string]any{"destination": map[string]any{"host": "a", "subset": "base"}}}
+	toService := []any{map[string]any{"destination": map[string]any{"host": "a"}}}
+
+	routes, dest := istioDefaultRoute(t, r)
+	if diff := cmp.Diff([]string{"lane-gray", "base"}, routes); diff != "" {
+		t.Errorf("base Ready: routes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(toBase, dest); diff != "" {
+		t.Errorf("base Ready: default route (-want +got):\n%s", diff)
+	}
+	setReady(t, c, "a-stable", false)
+	routes, dest = istioDefaultRoute(t, r)
+	if diff := cmp.Diff([]string{"lane-gray", "base"}, routes); diff != "" {
+		t.Errorf("no base Ready: routes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(toService, dest); diff != "" {
+		t.Errorf("no base Ready: default route (-want +got):\n%s", diff)
+	}
+	setReady(t, c, "a-stable", true)
+	if _, dest = istioDefaultRoute(t, r); !cmp.Equal(toBase, dest) {
+		t.Errorf("base Ready again: default route %v, want %v", dest, toBase)
+	}
+}
+
+// Someone else's edit of a lane object's spec is undone; a key someone else adds is kept until
+// the spec Kruise Lanes wants changes.
+func TestIstioRouteReconcilerRestoresEdits(t *testing.T) {
+	toBase := []any{map[string]any{"destination": map[string]any{"host": "a", "subset": "base"}}}
+	tests := map[string]struct {
+		edit    func(vs *unstructured.Unstructured)
+		rewrite bool
+	}{
+		"a value changed": {
+			edit: func(vs *unstructured.Unstructured) {
+				http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+				http[1].(map[string]any)["route"] = []any{map[string]any{"destination": map[string]any{"host": "a", "subset": "gray"}}}
+				_ = unstructured.SetNestedSlice(vs.Object, http, "spec", "http")
+			},
+			rewrite: true,
+		},
+		"a value removed": {
+			edit: func(vs *unstructured.Unstructured) {
+				http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+				delete(http[1].(map[string]any)["route"].([]any)[0].(map[string]any)["destination"].(map[string]any), "subset")
+				_ = unstructured.SetNestedSlice(vs.Object, http, "spec", "http")
+			},
+			rewrite: true,
+		},
+		"the spec hash removed": {
+			edit:    func(vs *unstructured.Unstructured) { vs.SetAnnotations(nil) },
+			rewrite: true,
+		},
+		"a key added": {
+			edit: func(vs *unstructured.Unstructured) {
+				_ = unstructured.SetNestedField(vs.Object, []any{"mesh"}, "spec", "gateways")
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", true), istioLane())...).Build()
+			r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
+			istioDefaultRoute(t, r)
+			vs := &unstructured.Unstructured{}
+			vs.SetGroupVersionKind(VirtualServiceGVK)
+			key := client.ObjectKey{Namespace: "shop", Name: "lanes-a"}
+			if err := c.Get(t.Context(), key, vs); err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(vs)
+			if err := c.Update(t.Context(), vs); err != nil {
+				t.Fatal(err)
+			}
+			edited := vs.GetResourceVersion()
+			if _, dest := istioDefaultRoute(t, r); !cmp.Equal(toBase, dest) {
+				t.Errorf("default route %v, want %v", dest, toBase)
+			}
+			if err := c.Get(t.Context(), key, vs); err != nil {
+				t.Fatal(err)
+			}
+			if rewritten := vs.GetResourceVersion() != edited; rewritten != tc.rewrite {
+				t.Errorf("rewritten %v, want %v", rewritten, tc.rewrite)
+			}
+		})
+	}
+}
+
+func TestSpecHash(t *testing.T) {
+	hashOf := func(spec any) string {
+		t.Helper()
+		h, err := specHash(&unstructured.Unstructured{Object: map[string]any{"spec": spec}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	route := func(destination map[string]any) any {
+		return map[string]any{"hosts": []any{"a"}, "http": []any{map[string]any{"name": "base", "route": []any{map[string]any{"destination": destination}}}}}
+	}
+	toBase := hashOf(route(map[string]any{"host": "a", "subset": "base"}))
+	if again := hashOf(route(map[string]any{"subset": "base", "host": "a"})); again != toBase {
+		t.Errorf("equal specs hash to %s and %s", toBase, again)
+	}
+	differs := map[string]any{
+		"subset dropped":            route(map[string]any{"host": "a"}),
+		"strings split differently": route(map[string]any{"host": "as", "subset": "ubase"}),
+		"a list shrunk":             map[string]any{"hosts": []any{"a"}},
+	}
+	for name, spec := range differs {
+		if hashOf(spec) == toBase {
+			t.Errorf("%s: same hash", name)
+		}
+	}
+	if hashOf(map[string]any{"port": "80"}) == hashOf(map[string]any{"port": int64(80)}) {
+		t.Error(`port "80" and port 80: same hash`)
+	}
+	if _, err := specHash(&unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"labels": map[string]string{"a": "b"}}}}); err == nil {
+		t.Error("a typed map in an unstructured spec: no error")
+	}
+}

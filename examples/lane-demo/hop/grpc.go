@@ -1,0 +1,74 @@
+package hop
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// The gRPC API of a hop, written by hand as protoc-gen-go-grpc would generate it from
+//
+//	package lanedemo.v1;
+//	service Hop { rpc Call(google.protobuf.StringValue) returns (google.protobuf.StringValue); }
+//
+// The request is the path, the response the answer line without its trailing newline.
+const (
+	// ServiceName is the full name of the gRPC service.
+	ServiceName = "lanedemo.v1.Hop"
+	// CallMethod is the full name of the Call method, as seen by interceptors.
+	CallMethod = "/" + ServiceName + "/Call"
+)
+
+// HopServer is the server API of lanedemo.v1.Hop.
+type HopServer interface {
+	Call(context.Context, *wrapperspb.StringValue) (*wrapperspb.StringValue, error)
+}
+
+// ServiceDesc returns the grpc.ServiceDesc of lanedemo.v1.Hop, for grpc.Server.RegisterService
+// with a HopServer.
+func ServiceDesc() *grpc.ServiceDesc {
+	return &grpc.ServiceDesc{
+		ServiceName: ServiceName,
+		HandlerType: (*HopServer)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Call",
+			Handler:    callHandler,
+		}},
+		Metadata: "lanedemo/v1/hop.proto",
+	}
+}
+
+func callHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(wrapperspb.StringValue)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HopServer).Call(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: CallMethod}
+	handler := func(ctx context.Context, req any) (any, error) {
+		return srv.(HopServer).Call(ctx, req.(*wrapperspb.StringValue))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// HopClient is the typed client of lanedemo.v1.Hop.
+type HopClient struct {
+	cc grpc.ClientConnInterface
+}
+
+// NewHopClient returns a HopClient calling over cc.
+func NewHopClient(cc grpc.ClientConnInterface) *HopClient {
+	return &HopClient{cc: cc}
+}
+
+// Call calls lanedemo.v1.Hop/Call with path and returns the answer line.
+func (c *HopClient) Call(ctx context.Context, path *wrapperspb.StringValue, opts ...grpc.CallOption) (*wrapperspb.StringValue, error) {
+	out := new(wrapperspb.StringValue)
+	if err := c.cc.Invoke(ctx, CallMethod, path, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

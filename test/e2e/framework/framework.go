@@ -84,6 +84,8 @@ type Cluster struct {
 	lanes      lanesBinary
 	// istio is istiod, started on first use (Istiod, or a pod runner's proxyless gRPC pod).
 	istio istiod
+	// meshClient is this process's own xDS bootstrap (MeshSender).
+	meshClient meshClient
 
 	stopOnce sync.Once
 	stopErr  error

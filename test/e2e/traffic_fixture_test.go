@@ -48,6 +48,7 @@ func demoDeployment(ns, name, version, downstream, laneLabel string, replicas in
 	env := []corev1.EnvVar{
 		{Name: "NAME", Value: name},
 		{Name: "VERSION", Value: version},
+		{Name: "FORMAT", Value: "lane-version"},
 		{Name: "LANE_LABEL", Value: laneLabel},
 		{Name: "PODINFO_LABELS", Value: "/etc/podinfo/labels"},
 		{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
@@ -183,9 +184,20 @@ func waitPaused(t *testing.T, ns string, step int32, want map[string]map[string]
 	}
 }
 
-// answer is the reply of the chain when each hop answers from the given lane, e.g.
-// answer("gray", "base", "gray") = "spring-cloud-a[gray] -> spring-cloud-b[base] -> spring-cloud-c[gray]".
-func answer(lanes ...string) string {
+// answer is the reply of the chain when each hop answers from the given lane and version
+// ("lane/version"), e.g. answer("gray/v2", "base/v1", "gray/v2") =
+// "spring-cloud-a[gray](v2) -> spring-cloud-b[base](v1) -> spring-cloud-c[gray](v2)".
+func answer(hops ...string) string {
+	parts := make([]string, len(chain))
+	for i, name := range chain {
+		lane, version, _ := strings.Cut(hops[i], "/")
+		parts[i] = name + "[" + lane + "](" + version + ")"
+	}
+	return strings.Join(parts, " -> ")
+}
+
+// traceLine is what `kubectl lanes trace` prints for the chain in the given lanes.
+func traceLine(lanes ...string) string {
 	parts := make([]string, len(chain))
 	for i, name := range chain {
 		parts[i] = name + "[" + lanes[i] + "]"
@@ -193,8 +205,11 @@ func answer(lanes ...string) string {
 	return strings.Join(parts, " -> ")
 }
 
-// allBase is the chain's answer when no hop serves a lane.
-var allBase = answer("base", "base", "base")
+// Answers of the whole chain on base before and after a release of A and C.
+var (
+	allBaseV1 = answer("base/v1", "base/v1", "base/v1")
+	allBaseV2 = answer("base/v2", "base/v1", "base/v2")
+)
 
 // expectAnswers waits (up to stepTimeout) until send gets want 5 times in a row, then checks that
 // 20 more requests all get it too, and returns how long the wait took.

@@ -37,8 +37,8 @@ func TestTrafficIstioEastWest(t *testing.T) {
 
 	lane := cluster.MeshSender(t, xdsTarget(ns, a), map[string]string{"x-mse-tag": "gray"})
 	plain := cluster.MeshSender(t, xdsTarget(ns, a), nil)
-	expectAnswers(t, "before the release, with the lane header", lane, allBase)
-	expectAnswers(t, "before the release, without it", plain, allBase)
+	expectAnswers(t, "before the release, with the lane header", lane, allBaseV1)
+	expectAnswers(t, "before the release, without it", plain, allBaseV1)
 	laneLoad := framework.StartLoad(t, "lane requests", lane, 20*time.Millisecond, 20000, 8*time.Minute)
 	plainLoad := framework.StartLoad(t, "requests without the lane header", plain, 20*time.Millisecond, 20000, 8*time.Minute)
 
@@ -48,22 +48,22 @@ func TestTrafficIstioEastWest(t *testing.T) {
 		a: {demoImage("v1"): 1, demoImage("v2"): 1},
 		c: {demoImage("v1"): 1, demoImage("v2"): 1},
 	})
-	expectAnswers(t, "A and C released", lane, answer("gray", "base", "gray"))
-	expectAnswers(t, "A and C released, without the lane header", plain, allBase)
-	checkTrace(t, ns, "lane", answer("gray", "base", "gray"))
+	expectAnswers(t, "A and C released", lane, answer("gray/v2", "base/v1", "gray/v2"))
+	expectAnswers(t, "A and C released, without the lane header", plain, allBaseV1)
+	checkTrace(t, ns, "lane", traceLine("gray", "base", "gray"))
 
 	// C's canary loses readiness and gets it back, ten times: the lane follows each way.
 	canary := readyPodsWithImage(t.Context(), t, ns, c, demoImage("v2"))[0]
 	var toBase, toLane []time.Duration
 	for range 10 {
 		setPodReady(t, &canary, false)
-		took, err := framework.WaitForAnswers(t.Context(), stepTimeout, "lane requests to reach C's base", lane, 1, func(s string) bool { return s == answer("gray", "base", "base") })
+		took, err := framework.WaitForAnswers(t.Context(), stepTimeout, "lane requests to reach C's base", lane, 1, func(s string) bool { return s == answer("gray/v2", "base/v1", "base/v1") })
 		if err != nil {
 			t.Fatal(err)
 		}
 		toBase = append(toBase, took)
 		setPodReady(t, &canary, true)
-		took, err = framework.WaitForAnswers(t.Context(), stepTimeout, "lane requests to reach C's canary again", lane, 1, func(s string) bool { return s == answer("gray", "base", "gray") })
+		took, err = framework.WaitForAnswers(t.Context(), stepTimeout, "lane requests to reach C's canary again", lane, 1, func(s string) bool { return s == answer("gray/v2", "base/v1", "gray/v2") })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,19 +71,19 @@ func TestTrafficIstioEastWest(t *testing.T) {
 	}
 	t.Logf("lane follows C's canary: not Ready -> lane requests at C's base p50 %s p99 %s; Ready -> at C's canary p50 %s p99 %s (10 each, request every 20 ms)",
 		pct(toBase, 50), pct(toBase, 99), pct(toLane, 50), pct(toLane, 99))
-	expectAnswers(t, "C's canary Ready again", lane, answer("gray", "base", "gray"))
+	expectAnswers(t, "C's canary Ready again", lane, answer("gray/v2", "base/v1", "gray/v2"))
 
 	// C's last batch: both pods on v2, no Ready base pod.
 	approve(t, ns, c)
 	waitPaused(t, ns, 2, map[string]map[string]int{c: {demoImage("v2"): 2}})
-	expectAnswers(t, "C's last batch, lane requests", lane, answer("gray", "base", "gray"))
-	expectAnswers(t, "C's last batch, requests without the lane header reach C's only pods", plain, answer("base", "base", "gray"))
+	expectAnswers(t, "C's last batch, lane requests", lane, answer("gray/v2", "base/v1", "gray/v2"))
+	expectAnswers(t, "C's last batch, requests without the lane header reach C's only pods", plain, answer("base/v1", "base/v1", "gray/v2"))
 
 	approve(t, ns, a, c)
 	waitCompleted(t, ns, a, c)
-	expectAnswers(t, "after approval, with the lane header", lane, allBase)
-	expectAnswers(t, "after approval, without it", plain, allBase)
-	checkTrace(t, ns, "lane", allBase)
+	expectAnswers(t, "after approval, with the lane header", lane, allBaseV2)
+	expectAnswers(t, "after approval, without it", plain, allBaseV2)
+	checkTrace(t, ns, "lane", traceLine("base", "base", "base"))
 
 	laneLoad.CheckNoFailures(t, 500)
 	plainLoad.CheckNoFailures(t, 500)

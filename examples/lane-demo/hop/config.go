@@ -21,6 +21,9 @@ const (
 	FormatLane Format = "lane"
 	// FormatVersion prints NAME(version: VERSION), for example mocka(version: v2).
 	FormatVersion Format = "version"
+	// FormatLaneVersion prints NAME[LANE](VERSION), for example spring-cloud-a[gray](v2): the
+	// lane and which release answered.
+	FormatLaneVersion Format = "lane-version"
 )
 
 // DownstreamKind is the protocol a hop calls its downstream with.
@@ -137,10 +140,10 @@ func ParseEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 
 	switch f := Format(get("FORMAT", string(FormatLane))); f {
-	case FormatLane, FormatVersion:
+	case FormatLane, FormatVersion, FormatLaneVersion:
 		cfg.Format = f
 	default:
-		errs = append(errs, fmt.Errorf("FORMAT %q is unknown: set it to %s or %s", f, FormatLane, FormatVersion))
+		errs = append(errs, fmt.Errorf("FORMAT %q is unknown: set it to %s, %s or %s", f, FormatLane, FormatVersion, FormatLaneVersion))
 	}
 
 	down, err := parseDownstream(get("DOWNSTREAM", ""), lookup)

@@ -70,10 +70,14 @@ func (h *Hop) Close() error {
 	return h.down.close()
 }
 
-// Self is how the hop names itself now: NAME[LANE] or NAME(version: VERSION).
+// Self is how the hop names itself now: NAME[LANE], NAME(version: VERSION) or
+// NAME[LANE](VERSION).
 func (h *Hop) Self() string {
-	if h.cfg.Format == FormatVersion {
+	switch h.cfg.Format {
+	case FormatVersion:
 		return fmt.Sprintf("%s(version: %s)", h.cfg.Name, h.cfg.Version)
+	case FormatLaneVersion:
+		return fmt.Sprintf("%s[%s](%s)", h.cfg.Name, h.lane.Lane(), h.cfg.Version)
 	}
 	return fmt.Sprintf("%s[%s]", h.cfg.Name, h.lane.Lane())
 }

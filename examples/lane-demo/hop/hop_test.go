@@ -494,6 +494,10 @@ func TestFormat(t *testing.T) {
 			env:  map[string]string{"NAME": "mocka", "FORMAT": "version"},
 			want: "mocka(version: v1)",
 		},
+		"lane and version": {
+			env:  map[string]string{"NAME": "spring-cloud-a", "VERSION": "v2", "FORMAT": "lane-version", "LANE": "gray"},
+			want: "spring-cloud-a[gray](v2)",
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -766,7 +770,7 @@ func TestParseEnv(t *testing.T) {
 		want string
 	}{
 		"missing NAME":          {env: map[string]string{}, want: "NAME is required"},
-		"unknown FORMAT":        {env: map[string]string{"FORMAT": "json"}, want: `FORMAT "json" is unknown: set it to lane or version`},
+		"unknown FORMAT":        {env: map[string]string{"FORMAT": "json"}, want: `FORMAT "json" is unknown: set it to lane, version or lane-version`},
 		"DOWNSTREAM scheme":     {env: map[string]string{"DOWNSTREAM": "tcp://b:1"}, want: `DOWNSTREAM "tcp://b:1" has an unknown scheme`},
 		"DOWNSTREAM no scheme":  {env: map[string]string{"DOWNSTREAM": "b:8080"}, want: `DOWNSTREAM "b:8080" has an unknown scheme`},
 		"DOWNSTREAM not a URL":  {env: map[string]string{"DOWNSTREAM": "http://b:8080/%zz"}, want: `DOWNSTREAM "http://b:8080/%zz" is not a URL`},

@@ -5,13 +5,16 @@ CACHE_DIR := $(CURDIR)/.cache
 BIN_DIR := $(CURDIR)/bin
 TOOLS_BIN := $(CACHE_DIR)/bin
 export GOFLAGS ?= -buildvcs=false
+# DEMO_TOOLS are the tool groups `make demo` runs (test/tools/build.sh builds only those).
+DEMO_TOOLS := etcd kruise kube kwok traefik istio
 
 .DEFAULT_GOAL := help
 
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-demo: tools ## The seed 002 lane A -> B -> C on a local control plane with Kruise: release, approve, roll back.
+demo: ## The seed 002 lane A -> B -> C on a local control plane with Kruise, Traefik and istiod: release, approve, roll back, with real requests.
+	bash test/tools/build.sh $(TOOLS_BIN) $(DEMO_TOOLS)
 	LANES_TOOLS_BIN=$(TOOLS_BIN) $(GO) run -tags e2e ./test/demo
 
 render-demo: ## Show the seed 002 lane's canary Ingress as Kruise will write it (offline, no cluster).
@@ -41,7 +44,7 @@ fuzz: ## Fuzz the provider scripts' input for 60 s.
 chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table.
 	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 $(GO) test -count=1 -v ./test/chart/
 
-tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, helm) into .cache/bin once.
+tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, OpenKruise, helm) and data planes (Traefik, istiod) into .cache/bin once.
 	bash test/tools/build.sh $(TOOLS_BIN)
 
 bench-routes: tools ## Lane route latency (Ready -> route, not Ready -> removed) at 500 member Services, Istio and Gateway API (real API server, ~10 min).

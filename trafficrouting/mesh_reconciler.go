@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/openkruise/rollouts/api/v1alpha1"
 	"github.com/openkruise/rollouts/api/v1beta1"
@@ -50,6 +51,43 @@ type MeshRouteReconciler struct {
 	// Meshes are the meshes whose CRDs are installed; SetupWithManager fills it from the API
 	// server's discovery when empty. A lane of another mesh gets a Warning Event and no routes.
 	Meshes []Mesh
+	// RouteDrain is how long what a route sends to (a DestinationRule, a lane or base Service)
+	// outlives the route once both are no longer wanted; zero means DefaultRouteDrain.
+	RouteDrain time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultRouteDrain is the default MeshRouteReconciler.RouteDrain. A mesh's data plane learns a
+// route and its destinations in separate updates (xDS RDS and CDS), in either order: deleting a
+// DestinationRule in the same moment as the VirtualService that names its subsets lets a client
+// route to a subset it has just been told is gone ("cluster not found"). So the destinations go
+// a few seconds after the route, when every client has long dropped it.
+const DefaultRouteDrain = 5 * time.Second
+
+// MeshUnroutedAnnotation marks a destination object (DestinationRule, lane or base Service)
+// whose route is gone, with the time it was first seen so (RFC 3339): it is deleted once
+// RouteDrain has passed since. The mark lives on the object, so a restart or a failover keeps the
+// drain; an object wanted again loses it.
+const MeshUnroutedAnnotation = AnnotationPrefix + "unrouted-since"
+
+// isRouteKind reports the kinds that route (and so go first): VirtualService and HTTPRoute.
+func isRouteKind(gvk schema.GroupVersionKind) bool {
+	return gvk.GroupKind() == VirtualServiceGVK.GroupKind() || gvk.GroupKind() == HTTPRouteGVK.GroupKind()
+}
+
+func (r *MeshRouteReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *MeshRouteReconciler) routeDrain() time.Duration {
+	if r.RouteDrain > 0 {
+		return r.RouteDrain
+	}
+	return DefaultRouteDrain
 }
 
 // Reconcile brings one lane's mesh objects to what its members need now.
@@ -107,11 +145,25 @@ func (r *MeshRouteReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 			return reconcile.Result{}, err
 		}
 	}
-	// Routes go before what they route to: a route never names a subset or backend that is gone.
+	// Routes go before what they route to, by RouteDrain: a client never holds a route that
+	// names a subset or backend that is gone.
+	var requeue time.Duration
 	for _, gvk := range r.ownedKinds() {
 		for _, obj := range existing {
 			if obj.GroupVersionKind().GroupKind() != gvk.GroupKind() || wanted[objectKey(obj)] {
 				continue
+			}
+			if !isRouteKind(gvk) {
+				wait, err := r.drain(ctx, obj)
+				if err != nil {
+					return reconcile.Result{}, err
+				}
+				if wait > 0 {
+					if requeue == 0 || wait < requeue {
+						requeue = wait
+					}
+					continue
+				}
 			}
 			if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: ptrUID(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
 				return reconcile.Result{}, fmt.Errorf("delete %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
@@ -120,7 +172,31 @@ func (r *MeshRouteReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 			r.Recorder.Eventf(tr, corev1.EventTypeNormal, "LaneRouteDeleted", "deleted %s %s", gvk.Kind, obj.GetName())
 		}
 	}
-	return reconcile.Result{}, nil
+	return reconcile.Result{RequeueAfter: requeue}, nil
+}
+
+// drain returns how long the destination object obj, no longer wanted, must still wait before it
+// is deleted: it marks the object unrouted the first time (MeshUnroutedAnnotation), and returns
+// zero once RouteDrain has passed since the mark.
+func (r *MeshRouteReconciler) drain(ctx context.Context, obj *unstructured.Unstructured) (time.Duration, error) {
+	now := r.now()
+	if since, err := time.Parse(time.RFC3339Nano, obj.GetAnnotations()[MeshUnroutedAnnotation]); err == nil {
+		if left := r.routeDrain() - now.Sub(since); left > 0 {
+			return left, nil
+		}
+		return 0, nil
+	}
+	marked := obj.DeepCopy()
+	annotations := marked.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[MeshUnroutedAnnotation] = now.UTC().Format(time.RFC3339Nano)
+	marked.SetAnnotations(annotations)
+	if err := r.Client.Patch(ctx, marked, client.MergeFrom(obj)); err != nil {
+		return 0, client.IgnoreNotFound(fmt.Errorf("mark %s %s/%s unrouted: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err))
+	}
+	return r.routeDrain(), nil
 }
 
 // ownedKinds are the kinds of every installed mesh, in deletion order: routes first.
@@ -425,9 +501,13 @@ func (r *MeshRouteReconciler) write(ctx context.Context, tr *v1alpha1.TrafficRou
 //     or backendRef) — which a comparison with the stored spec cannot tell from a default;
 //   - the stored spec covers want's: nobody changed or removed a value Kruise Lanes wrote.
 //
+// A destination marked unrouted (MeshUnroutedAnnotation) and wanted again is written again,
+// which drops the mark.
+//
 // A key someone else adds to the spec is thus kept until the spec Kruise Lanes wants changes.
 func upToDate(current, want *unstructured.Unstructured, hash string) bool {
-	return current.GetAnnotations()[MeshSpecHashAnnotation] == hash &&
+	_, unrouted := current.GetAnnotations()[MeshUnroutedAnnotation]
+	return !unrouted && current.GetAnnotations()[MeshSpecHashAnnotation] == hash &&
 		covers(current.Object["spec"], want.Object["spec"]) &&
 		reflect.DeepEqual(current.GetLabels(), want.GetLabels()) &&
 		reflect.DeepEqual(current.GetOwnerReferences(), want.GetOwnerReferences())

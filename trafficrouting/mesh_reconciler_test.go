@@ -1,8 +1,10 @@
 package trafficrouting
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/openkruise/rollouts/api/v1alpha1"
@@ -104,11 +106,11 @@ func TestIstioRouteReconciler(t *testing.T) {
 			want:       []string{"DestinationRule/lanes-a", "DestinationRule/users-own", "VirtualService/lanes-a"},
 			wantEvents: []string{"Warning LaneRouteConflict service c is routed by DestinationRule users-own"},
 		},
-		"no member releasing: the objects this lane wrote are deleted": {
+		"no member releasing: the route this lane wrote is deleted, its DestinationRule drains": {
 			objs: append(member("a", false),
 				IstioObjects(Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "x-mse-tag"}, LaneOwner(istioLane()), Hop{Service: "a", LaneReady: true, BaseReady: true})[0],
 				IstioObjects(Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "x-mse-tag"}, LaneOwner(istioLane()), Hop{Service: "a", LaneReady: true, BaseReady: true})[1]),
-			want: nil,
+			want: []string{"DestinationRule/lanes-a"},
 		},
 	}
 	for name, tc := range tests {
@@ -418,5 +420,82 @@ func TestSpecHash(t *testing.T) {
 	}
 	if _, err := specHash(&unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"labels": map[string]string{"a": "b"}}}}); err == nil {
 		t.Error("a typed map in an unstructured spec: no error")
+	}
+}
+
+// TestMeshRouteReconcilerDrainsDestinations: when a hop is no longer routed, its VirtualService
+// goes at once and its DestinationRule only RouteDrain later (a data plane learns routes and
+// destinations in separate updates); the drain survives a restart (it is marked on the object),
+// and a hop routed again before the end of the drain keeps its DestinationRule, unmarked.
+func TestMeshRouteReconcilerDrainsDestinations(t *testing.T) {
+	objs := IstioObjects(Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "x-mse-tag"}, LaneOwner(istioLane()), Hop{Service: "a", LaneReady: true, BaseReady: true})
+	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", false), objs[0], objs[1], istioLane())...).Build()
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	now := t0
+	newReconciler := func() *MeshRouteReconciler {
+		return &MeshRouteReconciler{Meshes: []Mesh{MeshIstio}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20), Now: func() time.Time { return now }}
+	}
+	reconcileAt := func(r *MeshRouteReconciler, at time.Duration) reconcile.Result {
+		t.Helper()
+		now = t0.Add(at)
+		res, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	dr := func() *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(DestinationRuleGVK)
+		if err := c.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: "lanes-a"}, u); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+
+	if res := reconcileAt(newReconciler(), 0); res.RequeueAfter != DefaultRouteDrain {
+		t.Errorf("first reconcile: requeue after %s, want %s", res.RequeueAfter, DefaultRouteDrain)
+	}
+	if got := meshObjects(t, c); !reflect.DeepEqual(got, []string{"DestinationRule/lanes-a"}) {
+		t.Fatalf("after the route went: %v, want only the DestinationRule", got)
+	}
+	if got := dr().GetAnnotations()[MeshUnroutedAnnotation]; got != t0.Format(time.RFC3339Nano) {
+		t.Errorf("DestinationRule marked unrouted since %q, want %q", got, t0.Format(time.RFC3339Nano))
+	}
+	// A restarted manager (a new reconciler) keeps counting from the mark.
+	if res := reconcileAt(newReconciler(), 2*time.Second); res.RequeueAfter != 3*time.Second {
+		t.Errorf("2 s later: requeue after %s, want 3s", res.RequeueAfter)
+	}
+	if got := meshObjects(t, c); len(got) != 1 {
+		t.Fatalf("2 s later: %v, want the DestinationRule still there", got)
+	}
+	if res := reconcileAt(newReconciler(), DefaultRouteDrain); res.RequeueAfter != 0 {
+		t.Errorf("after the drain: requeue after %s, want none", res.RequeueAfter)
+	}
+	if got := meshObjects(t, c); got != nil {
+		t.Fatalf("after the drain: %v, want nothing", got)
+	}
+
+	// Routed again during the drain: the DestinationRule stays and loses its mark.
+	c = fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", false), objs[0], objs[1], istioLane())...).Build()
+	reconcileAt(newReconciler(), 0)
+	ro := &v1beta1.Rollout{}
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: "rollout-a"}, ro); err != nil {
+		t.Fatal(err)
+	}
+	ro.Status.Phase = v1beta1.RolloutPhaseProgressing
+	if err := c.Update(t.Context(), ro); err != nil {
+		t.Fatal(err)
+	}
+	canary := member("a", true)[len(member("a", true))-1]
+	if err := c.Create(t.Context(), canary); err != nil {
+		t.Fatal(err)
+	}
+	reconcileAt(newReconciler(), time.Second)
+	if got := meshObjects(t, c); !reflect.DeepEqual(got, []string{"DestinationRule/lanes-a", "VirtualService/lanes-a"}) {
+		t.Fatalf("routed again: %v, want both objects", got)
+	}
+	if _, marked := dr().GetAnnotations()[MeshUnroutedAnnotation]; marked {
+		t.Errorf("routed again: the DestinationRule is still marked unrouted: %v", dr().GetAnnotations())
 	}
 }

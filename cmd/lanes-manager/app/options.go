@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -46,6 +47,7 @@ type Options struct {
 	ProviderPrefix     string
 	OverwriteProviders bool
 	MeshRoutes         bool
+	MeshRouteDrain     time.Duration
 }
 
 // NewOptions returns the defaults.
@@ -58,6 +60,7 @@ func NewOptions() *Options {
 		CertDir:           "/tmp/k8s-webhook-server/serving-certs",
 		CertMode:          CertModeSelf,
 		CertSecret:        "lanes-webhook-cert",
+		MeshRouteDrain:    trafficrouting.DefaultRouteDrain,
 		Namespace:         "lanes-system",
 		WebhookConfigName: "lanes-mutating-webhook-configuration",
 		LaneHeader:        "x-mse-tag",
@@ -90,6 +93,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ProviderPrefix, "provider-class-prefix", o.ProviderPrefix, "install ingress providers under class types <prefix><class> (e.g. lanes-mse) instead of replacing Kruise's built-in class names; custom network keys are fixed by Kruise and take no prefix")
 	fs.BoolVar(&o.OverwriteProviders, "overwrite-providers", o.OverwriteProviders, "take over provider keys that someone else set in Kruise's ConfigMap")
 	fs.BoolVar(&o.MeshRoutes, "mesh-routes", o.MeshRoutes, "write the east-west routes of istio lanes (DestinationRules, VirtualServices) and gateway-api lanes (Services, HTTPRoutes), for the meshes whose CRDs are installed")
+	fs.DurationVar(&o.MeshRouteDrain, "mesh-route-drain", o.MeshRouteDrain, "how long a hop's DestinationRule or lane Services outlive its route once neither is wanted, so that no mesh client is left with a route to a destination that is gone")
 }
 
 // ProviderScripts maps the ConfigMap keys to install to their scripts.
@@ -144,6 +148,9 @@ func (o *Options) Validate() error {
 	}
 	if _, err := o.Defaults(); err != nil {
 		errs = append(errs, err)
+	}
+	if o.MeshRouteDrain <= 0 {
+		errs = append(errs, fmt.Errorf("--mesh-route-drain %s must be positive", o.MeshRouteDrain))
 	}
 	if _, err := o.ProviderScripts(); err != nil {
 		errs = append(errs, err)

@@ -134,6 +134,7 @@ func run(ctx context.Context, o *Options) error {
 	if o.MeshRoutes {
 		if err := (&trafficrouting.MeshRouteReconciler{
 			Client: mgr.GetClient(), Defaults: defaults, Recorder: mgr.GetEventRecorderFor("lanes-manager"), CloneSets: cloneSets,
+			RouteDrain: o.MeshRouteDrain,
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up the mesh route reconciler: %w", err)
 		}

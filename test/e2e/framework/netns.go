@@ -32,6 +32,11 @@ const (
 	PodCIDR = "10.244.0.0/16"
 	// inTestNetworkEnv is set in the environment of the re-executed program.
 	inTestNetworkEnv = "LANES_E2E_TEST_NETWORK"
+	// xdsBootstrapEnv is grpc-go's variable naming its xDS bootstrap file.
+	xdsBootstrapEnv = "GRPC_XDS_BOOTSTRAP"
+	// meshClientBootstrapFile, in the prebuilt folder, is the xDS bootstrap of this process's
+	// own mesh client.
+	meshClientBootstrapFile = "mesh-client-xds-bootstrap.json"
 	// prebuiltEnv names the folder holding the binaries built from this repository before the
 	// re-execution (lanes-manager, lane-demo).
 	prebuiltEnv = "LANES_E2E_PREBUILT"
@@ -112,7 +117,10 @@ func reexecInNewNetwork(prebuilt string) (int, error) {
 	cmd := exec.Command(self, os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), inTestNetworkEnv+"=1", prebuiltEnv+"="+prebuilt)
+	// grpc-go reads the name of its xDS bootstrap file once, at start; the file itself is
+	// written when a test first calls the mesh (MeshSender).
+	cmd.Env = append(os.Environ(), inTestNetworkEnv+"=1", prebuiltEnv+"="+prebuilt,
+		xdsBootstrapEnv+"="+filepath.Join(prebuilt, meshClientBootstrapFile))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 
 	sigs := make(chan os.Signal, 2)

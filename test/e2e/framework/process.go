@@ -96,7 +96,7 @@ func (s *Supervisor) Start(spec ProcessSpec) (*Process, error) {
 	}
 	cmd := exec.Command(spec.Path, spec.Args...)
 	cmd.Dir = spec.Dir
-	cmd.Env = append(os.Environ(), spec.Env...)
+	cmd.Env = append(childEnviron(), spec.Env...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -116,6 +116,18 @@ func (s *Supervisor) Start(spec ProcessSpec) (*Process, error) {
 	}()
 	s.procs = append(s.procs, p)
 	return p, nil
+}
+
+// childEnviron is the harness's environment without what belongs to the harness process alone
+// (its own mesh client's xDS bootstrap).
+func childEnviron() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, xdsBootstrapEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // Processes returns the processes started so far, oldest first.

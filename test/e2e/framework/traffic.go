@@ -114,16 +114,22 @@ func (c *Cluster) MeshSender(t testing.TB, target string, md map[string]string) 
 	}
 }
 
-// meshClientBootstrap points this process's xDS client at istiod, once (grpc-go reads its
-// bootstrap once per process). The client is a node of namespace default.
+// meshClientBootstrap writes this process's xDS bootstrap, once: RunInTestNetwork named its file
+// in GRPC_XDS_BOOTSTRAP (grpc-go reads that name at start and the file when the first xDS
+// client is made). The client is a node of namespace default.
 func (c *Cluster) meshClientBootstrap() error {
 	c.meshClient.once.Do(func() {
+		file := os.Getenv(xdsBootstrapEnv)
+		if file == "" {
+			c.meshClient.err = errors.New("no " + xdsBootstrapEnv + " in the environment: the program did not start through framework.RunInTestNetwork")
+			return
+		}
 		addr, err := c.istiodXDSAddress()
 		if err != nil {
 			c.meshClient.err = err
 			return
 		}
-		b, err := json.Marshal(map[string]any{
+		b, err := json.MarshalIndent(map[string]any{
 			"xds_servers": []any{map[string]any{
 				"server_uri":      addr,
 				"channel_creds":   []any{map[string]any{"type": "insecure"}},
@@ -136,12 +142,14 @@ func (c *Cluster) meshClientBootstrap() error {
 					"ISTIO_VERSION": "1.31.0", "INSTANCE_IPS": "127.0.0.1",
 				},
 			},
-		})
+		}, "", "  ")
 		if err != nil {
 			c.meshClient.err = err
 			return
 		}
-		c.meshClient.err = os.Setenv("GRPC_XDS_BOOTSTRAP_CONFIG", string(b))
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			c.meshClient.err = fmt.Errorf("writing the mesh client's xDS bootstrap: %w", err)
+		}
 	})
 	return c.meshClient.err
 }
@@ -282,39 +290,37 @@ func Sample(ctx context.Context, send Sender, n int) []Reply {
 }
 
 // WaitForAnswers waits until n requests in a row are all answered 200 with a body that ok
-// accepts, sending at most one request every 50 ms, and returns how long that took from the
-// call (the first of the n requests).
+// accepts, sending one request every answerPoll, and returns how long after the call the first
+// of those n requests was sent: the time the system took to answer that way, to answerPoll.
 func WaitForAnswers(ctx context.Context, timeout time.Duration, what string, send Sender, n int, ok func(body string) bool) (time.Duration, error) {
 	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	var first time.Time
 	streak := 0
 	var last Reply
-	err := WaitFor(ctx, timeout, what, func(ctx context.Context) (bool, error) {
-		for {
-			last = send(ctx)
-			if last.Failed() || last.Code != http.StatusOK || !ok(last.Body) {
-				streak = 0
-				return false, Pending("last answer %s", last)
-			}
+	for {
+		last = send(ctx)
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("timed out after %s waiting for %s: last answer %s", timeout, what, last)
+		}
+		if last.Failed() || last.Code != http.StatusOK || !ok(last.Body) {
+			streak = 0
+		} else {
 			if streak == 0 {
 				first = last.At
 			}
-			streak++
-			if streak >= n {
-				return true, nil
-			}
-			select {
-			case <-ctx.Done():
-				return false, ctx.Err()
-			case <-time.After(50 * time.Millisecond):
+			if streak++; streak >= n {
+				return first.Sub(start), nil
 			}
 		}
-	})
-	if err != nil {
-		return 0, err
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("timed out after %s waiting for %s: last answer %s", timeout, what, last)
+		case <-time.After(answerPoll):
+		}
 	}
-	if first.IsZero() {
-		return 0, errors.New("no answer was accepted")
-	}
-	return first.Sub(start), nil
 }
+
+// answerPoll is the interval of WaitForAnswers' requests.
+const answerPoll = 10 * time.Millisecond

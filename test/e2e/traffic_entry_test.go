@@ -157,7 +157,7 @@ func TestTrafficSeed002Ingress(t *testing.T) {
 		expectAnswers(t, "after the rollback, "+what, send, allBaseV2)
 	}
 	for _, l := range loads {
-		l.CheckNoFailures(t, 300)
+		l.CheckNoFailures(t, 100)
 	}
 }
 
@@ -273,7 +273,7 @@ func TestTrafficGatewayAPIEntry(t *testing.T) {
 	expectAnswers(t, "after approval, User-Agent: xiaoming", matched, allBaseV2)
 	expectAnswers(t, "after approval, no header", plain, allBaseV2)
 	for _, l := range loads {
-		l.CheckNoFailures(t, 300)
+		l.CheckNoFailures(t, 100)
 	}
 }
 
@@ -302,7 +302,9 @@ func TestTrafficWeightedEntry(t *testing.T) {
 		c: {demoImage("v1"): 1, demoImage("v2"): 1},
 	})
 	laneSeen := func(s string) bool { return strings.HasSuffix(s, "spring-cloud-c[gray](v2)") }
-	waitAnswers(t, "a weighted lane request reaches C's canary", plain, laneSeen)
+	if _, err := framework.WaitForAnswers(t.Context(), stepTimeout, "a weighted lane request to reach C's canary", plain, 1, laneSeen); err != nil {
+		t.Fatal(err)
+	}
 
 	const n = 400
 	lane := 0
@@ -327,5 +329,5 @@ func TestTrafficWeightedEntry(t *testing.T) {
 	approve(t, ns, a, c)
 	waitCompleted(t, ns, a, c)
 	expectAnswers(t, "after approval", plain, allBaseV2)
-	load.CheckNoFailures(t, 300)
+	load.CheckNoFailures(t, 100)
 }

@@ -85,8 +85,8 @@ func TestTrafficIstioEastWest(t *testing.T) {
 	expectAnswers(t, "after approval, without it", plain, allBaseV2)
 	checkTrace(t, ns, "lane", traceLine("base", "base", "base"))
 
-	laneLoad.CheckNoFailures(t, 500)
-	plainLoad.CheckNoFailures(t, 500)
+	laneLoad.CheckNoFailures(t, 200)
+	plainLoad.CheckNoFailures(t, 200)
 }
 
 // pct returns the p-th percentile of ds (nearest rank).

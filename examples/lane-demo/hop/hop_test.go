@@ -595,9 +595,11 @@ func TestDownstreamFailure(t *testing.T) {
 			env:        map[string]string{"DOWNSTREAM": "http://" + closed + "/"},
 			wantPrefix: "a[base] -> error: downstream unreachable: ",
 		},
+		// A gRPC call waits for a ready connection within its deadline (wait-for-ready), so a
+		// downstream that never comes up is reported at the deadline.
 		"grpc unreachable": {
-			env:        map[string]string{"DOWNSTREAM": "grpc://" + closed},
-			wantPrefix: "a[base] -> error: downstream answered Unavailable: ",
+			env:        map[string]string{"DOWNSTREAM": "grpc://" + closed, "DOWNSTREAM_TIMEOUT": "100ms"},
+			wantPrefix: "a[base] -> error: downstream did not answer within 100ms",
 		},
 		"http error answer": {
 			env:        map[string]string{"DOWNSTREAM": failing.URL},

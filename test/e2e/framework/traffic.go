@@ -104,7 +104,10 @@ func (c *Cluster) MeshSender(t testing.TB, target string, md map[string]string) 
 		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
 		ctx = metadata.NewOutgoingContext(ctx, metadata.New(md))
-		out, err := client.Call(ctx, wrapperspb.String("/"))
+		// As the lane demo's own hops do: a call waits for a ready connection within its
+		// deadline (see examples/lane-demo), so a route to a destination that stays empty fails
+		// at the deadline while a moment's update between routes and endpoints does not.
+		out, err := client.Call(ctx, wrapperspb.String("/"), grpc.WaitForReady(true))
 		if err != nil {
 			r.Err = err
 			return r

@@ -1,0 +1,49 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kruise-lanes/kruise-lanes/test/e2e/framework"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+)
+
+// TestTrafficGAMMA (scenario e): the lane A -> B -> C on a Gateway API mesh (GAMMA): lanes-manager
+// writes, per released member, Services <svc>-base and <svc>-gray and an HTTPRoute attached to
+// the member's Service; istiod translates those HTTPRoutes for its proxyless gRPC clients. Lane
+// requests answer A[gray] -> B[base] -> C[gray], the others all base, until approval; no request
+// fails.
+func TestTrafficGAMMA(t *testing.T) {
+	cluster.StartLanesManager(t, "--mesh-routes=true")
+	ns := cluster.Namespace(t)
+	cluster.Istiod(t)
+	cluster.RunPods(t, ns)
+	meshLane(t, ns, chain[0], meshCases[1])
+	a, c := chain[0], chain[2]
+	deployChain(t, ns, "lane", trafficrouting.LabelLanes, nil)
+
+	lane := cluster.MeshSender(t, xdsTarget(ns, a), map[string]string{"x-mse-tag": "gray"})
+	plain := cluster.MeshSender(t, xdsTarget(ns, a), nil)
+	expectAnswers(t, "before the release, with the lane header", lane, allBaseV1)
+	expectAnswers(t, "before the release, without it", plain, allBaseV1)
+	laneLoad := framework.StartLoad(t, "lane requests", lane, 20*time.Millisecond, 20000, 6*time.Minute)
+	plainLoad := framework.StartLoad(t, "requests without the lane header", plain, 20*time.Millisecond, 20000, 6*time.Minute)
+
+	releaseVersion(t, ns, a, "v2")
+	releaseVersion(t, ns, c, "v2")
+	waitPaused(t, ns, 1, map[string]map[string]int{
+		a: {demoImage("v1"): 1, demoImage("v2"): 1},
+		c: {demoImage("v1"): 1, demoImage("v2"): 1},
+	})
+	expectAnswers(t, "A and C released", lane, answer("gray/v2", "base/v1", "gray/v2"))
+	expectAnswers(t, "A and C released, without the lane header", plain, allBaseV1)
+
+	approve(t, ns, a, c)
+	waitCompleted(t, ns, a, c)
+	expectAnswers(t, "after approval, with the lane header", lane, allBaseV2)
+	expectAnswers(t, "after approval, without it", plain, allBaseV2)
+	laneLoad.CheckNoFailures(t, 200)
+	plainLoad.CheckNoFailures(t, 200)
+}

@@ -1,9 +1,11 @@
 //go:build e2e
 
-// Command demo is `make demo`: the seed 002 lane's whole lifecycle on a local real control plane.
-// It starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the Kruise
-// Rollouts v0.6.2 manager (the e2e harness, test/e2e/framework), then lanes-manager, and plays
-// lanedemo on them. Every process it started is stopped when it ends, fails or is interrupted.
+// Command demo is `make demo`: the seed 002 lane's whole lifecycle on a local real control plane,
+// with real requests. It re-executes itself in a network namespace of its own (the e2e harness's
+// test network), starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the
+// Kruise Rollouts v0.6.2 manager (test/e2e/framework), then lanes-manager, istiod, Traefik and the
+// pod runner, and plays lanedemo on them. Every process it started is stopped when it ends, fails
+// or is interrupted.
 package main
 
 import (
@@ -82,7 +84,8 @@ func run(out, errOut io.Writer) int {
 // play starts the cluster and lanes-manager, runs the lifecycle and stops everything again.
 func play(ctx context.Context, out io.Writer) (err error) {
 	fmt.Fprintln(out, "Kruise Lanes demo: an end-to-end canary lane through A -> B -> C (shared/seeds 002),")
-	fmt.Fprintln(out, "on a local real control plane; pods are kwok fakes, everything else is the real thing.")
+	fmt.Fprintln(out, "on a local real control plane with real requests: kwok plays the nodes, and every Ready pod")
+	fmt.Fprintln(out, "runs a real lane-demo server on its own IP, inside a network namespace only this demo uses.")
 
 	lanedemo.Phase(out, "Start the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) and Kruise Rollouts v0.6.2")
 	t0 := time.Now()
@@ -115,11 +118,24 @@ func play(ctx context.Context, out io.Writer) (err error) {
 	if err := cluster.Client.Create(ctx, ns); err != nil {
 		return fmt.Errorf("creating namespace %s: %w", namespace, err)
 	}
+
+	lanedemo.Phase(out, "Start the data planes: istiod (east-west, for proxyless gRPC hops) and Traefik (the gateway, reading Ingresses of class mse)")
+	t0 = time.Now()
+	probes, stop, err := lanedemo.StartDataPlanes(ctx, cluster, namespace, out)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Fprintf(out, "  ready in %s\n", time.Since(t0).Round(100*time.Millisecond))
+
 	_, err = lanedemo.Run(ctx, lanedemo.Config{
 		Client:      cluster.Client,
 		Kubeconfig:  cluster.Kubeconfig,
 		Namespace:   namespace,
 		ExamplesDir: filepath.Join(cluster.RepoRoot, "examples", "mse"),
+		AppFile:     filepath.Join(cluster.RepoRoot, "examples", "lane-demo", "chain.yaml"),
+		Mesh:        "istio",
+		Probes:      probes,
 		Out:         out,
 	})
 	return err

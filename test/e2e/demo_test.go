@@ -25,14 +25,22 @@ import (
 // approval to completion, and the rollback of the second release, checked in what the demo printed
 // and again in the cluster. It starts lanes-manager, so it is not parallel.
 func TestDemoLifecycle(t *testing.T) {
-	cluster.StartLanesManager(t)
+	cluster.StartLanesManager(t, "--mesh-routes=true")
 	ns := cluster.Namespace(t)
 	var out bytes.Buffer
+	probes, stop, err := lanedemo.StartDataPlanes(t.Context(), cluster, ns, &out)
+	t.Cleanup(stop)
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := lanedemo.Run(t.Context(), lanedemo.Config{
 		Client:      cluster.Client,
 		Kubeconfig:  cluster.Kubeconfig,
 		Namespace:   ns,
 		ExamplesDir: filepath.Join(cluster.RepoRoot, "examples", "mse"),
+		AppFile:     filepath.Join(cluster.RepoRoot, "examples", "lane-demo", "chain.yaml"),
+		Mesh:        "istio",
+		Probes:      probes,
 		Out:         &out,
 		Timeout:     stepTimeout,
 	})
@@ -59,6 +67,29 @@ func TestDemoLifecycle(t *testing.T) {
 		}
 		if !strings.Contains(transcript, "    "+want+"\n") {
 			t.Errorf("%s: the transcript does not show the trace %q", phase, want)
+		}
+		// Real answers: the call from inside the mesh gets exactly the lane; through Traefik, a
+		// request with the lane header keeps it from B on (Traefik picks A's pod from the whole
+		// Service), and a request without it stays on base after A.
+		mesh, tagged, plain := demoAnswers(t, phase, got.Answers)
+		if want := demoMeshAnswer[phase]; len(mesh) != 1 || mesh[0] != want {
+			t.Errorf("%s: the mesh call answered %q, want %q", phase, mesh, want)
+		}
+		tail := demoMeshAnswer[phase][strings.Index(demoMeshAnswer[phase], " -> "):]
+		for _, a := range tagged {
+			if !strings.HasSuffix(a, tail) {
+				t.Errorf("%s: curl with x-mse-tag answered %q, want it to end %q", phase, a, tail)
+			}
+		}
+		for _, a := range plain {
+			if strings.Contains(a, "[gray]") && !strings.HasPrefix(a, "spring-cloud-a[gray]") {
+				t.Errorf("%s: curl without a header answered %q: only A (picked by Traefik) may be gray", phase, a)
+			}
+		}
+		for _, a := range append(append(mesh, tagged...), plain...) {
+			if !strings.Contains(transcript, "    "+a+"\n") {
+				t.Errorf("%s: the transcript does not show the answer %q", phase, a)
+			}
 		}
 		if canary != (got.CanaryAnnotations != nil) {
 			t.Errorf("%s: canary Ingress annotations %v, want a canary Ingress: %t", phase, got.CanaryAnnotations, canary)
@@ -113,7 +144,7 @@ func TestDemoLifecycle(t *testing.T) {
 	for svc, version := range map[string]string{
 		"spring-cloud-a": lanedemo.FirstRelease, "spring-cloud-b": lanedemo.BaseVersion, "spring-cloud-c": lanedemo.FirstRelease,
 	} {
-		if err := framework.WaitForReadyPods(ctx, cluster.Client, ns, map[string]string{"app": svc}, stepTimeout, map[string]int{lanedemo.Image(svc, version): 2}); err != nil {
+		if err := framework.WaitForReadyPods(ctx, cluster.Client, ns, map[string]string{"app": svc}, stepTimeout, map[string]int{lanedemo.Image(version): 2}); err != nil {
 			t.Error(err)
 		}
 		if _, err := framework.WaitForRollout(ctx, cluster.Client, client.ObjectKey{Namespace: ns, Name: "rollout-" + strings.TrimPrefix(svc, "spring-cloud-")}, stepTimeout, "to be Healthy", framework.RolloutHealthy()); err != nil {
@@ -140,6 +171,35 @@ func TestDemoLifecycle(t *testing.T) {
 	if ro.Status.CanaryStatus != nil && ro.Status.CanaryStatus.CanaryReplicas != 0 {
 		t.Errorf("rollout-b has %d canary replicas; B was never released", ro.Status.CanaryStatus.CanaryReplicas)
 	}
+}
+
+// demoMeshAnswer is what the call from inside the mesh answers at each phase of the demo.
+var demoMeshAnswer = map[string]string{
+	"deployed":       "spring-cloud-a[base](v1) -> spring-cloud-b[base](v1) -> spring-cloud-c[base](v1)",
+	"released":       "spring-cloud-a[gray](v2) -> spring-cloud-b[base](v1) -> spring-cloud-c[gray](v2)",
+	"approved":       "spring-cloud-a[base](v2) -> spring-cloud-b[base](v1) -> spring-cloud-c[base](v2)",
+	"released again": "spring-cloud-a[gray](v3) -> spring-cloud-b[base](v1) -> spring-cloud-c[gray](v3)",
+	"rolled back":    "spring-cloud-a[base](v2) -> spring-cloud-b[base](v1) -> spring-cloud-c[base](v2)",
+}
+
+// demoAnswers sorts a phase's answers by probe: the mesh call, curl with x-mse-tag, curl
+// without a header; each probe must have answered.
+func demoAnswers(t *testing.T, phase string, answers map[string][]string) (mesh, tagged, plain []string) {
+	t.Helper()
+	for cmd, a := range answers {
+		switch {
+		case strings.HasPrefix(cmd, "grpc call"):
+			mesh = a
+		case strings.Contains(cmd, "x-mse-tag"):
+			tagged = a
+		case !strings.Contains(cmd, "-H"):
+			plain = a
+		}
+	}
+	if len(mesh) == 0 || len(tagged) == 0 || len(plain) == 0 {
+		t.Errorf("%s: answers %v, want the mesh call, curl with x-mse-tag and curl without a header", phase, answers)
+	}
+	return mesh, tagged, plain
 }
 
 // assertStatusRow checks that `kubectl lanes status` printed the member's row with these columns

@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -27,12 +29,12 @@ const (
 	Lane = "mse-traffic"
 	// CanaryIngress is the Ingress Kruise writes for the lane's entry (A's Ingress).
 	CanaryIngress = "spring-cloud-a-canary"
-	// BaseVersion is the version every service runs in examples/mse/app.yaml.
-	BaseVersion = "mse-2.0.0"
+	// BaseVersion is the version every service runs in examples/lane-demo/chain.yaml.
+	BaseVersion = "v1"
 	// FirstRelease is the version of A and C the first pass releases and approves.
-	FirstRelease = "mse-2.0.1"
+	FirstRelease = "v2"
 	// SecondRelease is the version of A and C the second pass releases and rolls back.
-	SecondRelease = "mse-2.0.2"
+	SecondRelease = "v3"
 
 	laneLabel   = "alicloud.service.tag"
 	providerKey = "lua.traffic.routing.ingress.mse"
@@ -45,8 +47,8 @@ func Chain() []string { return []string{"spring-cloud-a", "spring-cloud-b", "spr
 // Released are the services the demo releases; B has no canary.
 func Released() []string { return []string{"spring-cloud-a", "spring-cloud-c"} }
 
-// Image is the image of a service at a version, as examples/mse/app.yaml names it.
-func Image(svc, version string) string { return "example.com/" + svc + ":" + version }
+// Image is the lane demo's image at a version, as examples/lane-demo/chain.yaml names it.
+func Image(version string) string { return "kruise-lanes/lane-demo:" + version }
 
 // Config is where and how the demo runs.
 type Config struct {
@@ -55,16 +57,38 @@ type Config struct {
 	Kubeconfig string
 	// Namespace exists and is empty.
 	Namespace string
-	// ExamplesDir holds app.yaml, ingress.yaml and lane.yaml (examples/mse).
+	// ExamplesDir holds ingress.yaml and lane.yaml (examples/mse).
 	ExamplesDir string
+	// AppFile holds the chain's Services and Deployments (examples/lane-demo/chain.yaml).
+	AppFile string
+	// Mesh, when set, is the kruise-lanes.io/mesh the demo gives the lane: on the local control
+	// plane there is no MSE agent to route the hops, istiod does.
+	Mesh string
+	// Probes are the requests the demo sends, and prints, at each phase.
+	Probes []Probe
 	// Out receives the transcript.
 	Out io.Writer
 	// Timeout bounds each wait for Kruise or lanes-manager; zero means 90 s.
 	Timeout time.Duration
 }
 
+// Probe is one request the demo sends at each phase, printed as a user would type it.
+type Probe struct {
+	// Command is what a user would type, printed before the answers.
+	Command string
+	// Send sends the request once.
+	Send framework.Sender
+	// Times is how often it is sent per phase (a gateway alternates between a Service's pods).
+	Times int
+	// Exact: the demo waits until this probe answers exactly what the phase's lane should give
+	// (A[gray](v2) -> B[base](v1) -> C[gray](v2) while A and C are released).
+	Exact bool
+}
+
 // Snapshot is what the demo showed at the end of a phase.
 type Snapshot struct {
+	// Answers are the answers of each probe, by its Command.
+	Answers map[string][]string
 	// Trace is the line `kubectl lanes trace` printed.
 	Trace string
 	// Status is what `kubectl lanes status` printed.
@@ -82,6 +106,9 @@ type Result struct {
 
 type demo struct {
 	cfg Config
+	// stable is the version each service's stable pods run; canary the version being released.
+	stable map[string]string
+	canary string
 }
 
 // Run plays the lane's lifecycle and prints it to cfg.Out. It stops at the first step that does
@@ -90,7 +117,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 90 * time.Second
 	}
-	d := &demo{cfg: cfg}
+	d := &demo{cfg: cfg, stable: map[string]string{}}
+	for _, svc := range Chain() {
+		d.stable[svc] = BaseVersion
+	}
 	r := &Result{}
 	var err error
 	if err = d.provider(ctx); err != nil {
@@ -139,8 +169,8 @@ func (d *demo) provider(ctx context.Context) error {
 
 // deploy applies examples/mse and shows the lane at rest.
 func (d *demo) deploy(ctx context.Context) (Snapshot, error) {
-	Phase(d.cfg.Out, "Deploy A -> B -> C (examples/mse): Services, Deployments on %s, A's MSE Ingress", BaseVersion)
-	if err := d.apply(ctx, "app.yaml", "ingress.yaml"); err != nil {
+	Phase(d.cfg.Out, "Deploy A -> B -> C (lane-demo hops, examples/lane-demo/chain.yaml) on %s, and A's MSE Ingress (examples/mse)", BaseVersion)
+	if err := d.apply(ctx, d.cfg.AppFile, filepath.Join(d.cfg.ExamplesDir, "ingress.yaml")); err != nil {
 		return Snapshot{}, err
 	}
 	for _, svc := range Chain() {
@@ -149,8 +179,13 @@ func (d *demo) deploy(ctx context.Context) (Snapshot, error) {
 		}
 	}
 	Phase(d.cfg.Out, "Declare the lane %s (a Kruise TrafficRouting) and one Rollout per service", Lane)
-	if err := d.apply(ctx, "lane.yaml"); err != nil {
+	if err := d.apply(ctx, filepath.Join(d.cfg.ExamplesDir, "lane.yaml")); err != nil {
 		return Snapshot{}, err
+	}
+	if d.cfg.Mesh != "" {
+		if err := d.annotateMesh(ctx); err != nil {
+			return Snapshot{}, err
+		}
 	}
 	if _, err := d.show(ctx, d.wait("healthy")...); err != nil {
 		return Snapshot{}, err
@@ -164,10 +199,11 @@ func (d *demo) deploy(ctx context.Context) (Snapshot, error) {
 // release sets the image of A and C to version and shows the lane paused at its first batch.
 func (d *demo) release(ctx context.Context, version string) (Snapshot, error) {
 	for _, svc := range Released() {
-		if err := d.setImage(ctx, svc, Image(svc, version)); err != nil {
+		if err := d.setVersion(ctx, svc, version); err != nil {
 			return Snapshot{}, err
 		}
 	}
+	d.canary = version
 	if _, err := d.show(ctx, d.wait("paused")...); err != nil {
 		return Snapshot{}, err
 	}
@@ -185,6 +221,9 @@ func (d *demo) approve(ctx context.Context) (string, Snapshot, error) {
 		if _, err := d.show(ctx, d.wait(goal)...); err != nil {
 			return out, Snapshot{}, err
 		}
+	}
+	for _, svc := range Released() {
+		d.stable[svc] = d.canary
 	}
 	s, err := d.snapshot(ctx, nil, FirstRelease)
 	return out, s, err
@@ -234,7 +273,7 @@ func (d *demo) snapshot(ctx context.Context, canaries []string, stableVersion st
 	if stableVersion != "" {
 		for _, svc := range Released() {
 			if err := framework.WaitForReadyPods(ctx, d.cfg.Client, d.cfg.Namespace, map[string]string{"app": svc}, d.cfg.Timeout,
-				map[string]int{Image(svc, stableVersion): replicas}); err != nil {
+				map[string]int{Image(stableVersion): replicas}); err != nil {
 				return Snapshot{}, err
 			}
 		}
@@ -249,6 +288,9 @@ func (d *demo) snapshot(ctx context.Context, canaries []string, stableVersion st
 		return s, err
 	}
 	s.Trace = strings.TrimSpace(out)
+	if s.Answers, err = d.probe(ctx, canaries); err != nil {
+		return s, err
+	}
 	if annotations != nil {
 		d.showAnnotations(CanaryIngress, annotations)
 	} else {
@@ -307,29 +349,95 @@ func (d *demo) wait(goal string) []string {
 	return []string{"wait", Lane, "--for=" + goal, "--timeout=" + d.cfg.Timeout.String(), "--interval=500ms"}
 }
 
-// apply applies example files, as `kubectl apply -f` does.
+// apply applies files of the repository, as `kubectl apply -f` does.
 func (d *demo) apply(ctx context.Context, files ...string) error {
 	var args []string
 	for _, f := range files {
-		args = append(args, "-f examples/mse/"+f)
+		rel, err := filepath.Rel(filepath.Dir(filepath.Dir(d.cfg.ExamplesDir)), f)
+		if err != nil {
+			rel = f
+		}
+		args = append(args, "-f "+rel)
 	}
 	d.command(fmt.Sprintf("kubectl apply -n %s %s", d.cfg.Namespace, strings.Join(args, " ")))
 	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join(d.cfg.ExamplesDir, f))
+		data, err := os.ReadFile(f)
 		if err != nil {
 			return fmt.Errorf("reading the example: %w", err)
 		}
 		if err := framework.ApplyYAML(ctx, d.cfg.Client, d.cfg.Namespace, data); err != nil {
-			return fmt.Errorf("applying examples/mse/%s: %w", f, err)
+			return fmt.Errorf("applying %s: %w", f, err)
 		}
 	}
 	return nil
 }
 
-// setImage changes the image of a Deployment's container named after it, as `kubectl set image`
-// does (a strategic merge patch of the change).
-func (d *demo) setImage(ctx context.Context, svc, image string) error {
-	d.command(fmt.Sprintf("kubectl set image -n %s deployment/%s %s=%s", d.cfg.Namespace, svc, svc, image))
+// annotateMesh gives the lane its mesh, as `kubectl annotate` does.
+func (d *demo) annotateMesh(ctx context.Context) error {
+	d.say("There is no MSE here: its Java agent, which routes seed 002's hops by pod label, becomes istiod,")
+	d.say("which routes the lane-demo hops (proxyless gRPC) by the routes lanes-manager writes for an istio lane.")
+	d.command(fmt.Sprintf("kubectl annotate -n %s trafficrouting %s kruise-lanes.io/mesh=%s", d.cfg.Namespace, Lane, d.cfg.Mesh))
+	tr := &rolloutsv1alpha1.TrafficRouting{}
+	if err := d.cfg.Client.Get(ctx, client.ObjectKey{Namespace: d.cfg.Namespace, Name: Lane}, tr); err != nil {
+		return fmt.Errorf("reading the lane: %w", err)
+	}
+	base := tr.DeepCopy()
+	if tr.Annotations == nil {
+		tr.Annotations = map[string]string{}
+	}
+	tr.Annotations["kruise-lanes.io/mesh"] = d.cfg.Mesh
+	if err := d.cfg.Client.Patch(ctx, tr, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("annotating the lane: %w", err)
+	}
+	return nil
+}
+
+// expectedAnswer is what the chain answers a lane request with the canaries released: a
+// canary hop in the lane on the version being released, every other hop on base.
+func (d *demo) expectedAnswer(canaries []string) string {
+	var hops []string
+	for _, svc := range Chain() {
+		lane, version := "base", d.stable[svc]
+		if slices.Contains(canaries, svc) {
+			lane, version = "gray", d.canary
+		}
+		hops = append(hops, svc+"["+lane+"]("+version+")")
+	}
+	return strings.Join(hops, " -> ")
+}
+
+// probe waits until every Exact probe answers what the lane should give now, then sends every
+// probe and prints its answers under its command line.
+func (d *demo) probe(ctx context.Context, canaries []string) (map[string][]string, error) {
+	want := d.expectedAnswer(canaries)
+	for _, p := range d.cfg.Probes {
+		if !p.Exact {
+			continue
+		}
+		if _, err := framework.WaitForAnswers(ctx, d.cfg.Timeout, p.Command+" to answer "+want, p.Send, 3, func(b string) bool { return b == want }); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string][]string{}
+	for _, p := range d.cfg.Probes {
+		d.command(p.Command)
+		for _, r := range framework.Sample(ctx, p.Send, max(p.Times, 1)) {
+			answer := r.Body
+			if r.Failed() {
+				return out, fmt.Errorf("%s: %s", p.Command, r)
+			}
+			fmt.Fprintf(d.cfg.Out, "    %s\n", answer)
+			out[p.Command] = append(out[p.Command], answer)
+		}
+	}
+	return out, nil
+}
+
+// setVersion moves a service to version: its container's image and VERSION, as `kubectl set
+// image` and `kubectl set env` do (one strategic merge patch of the change).
+func (d *demo) setVersion(ctx context.Context, svc, version string) error {
+	d.command(fmt.Sprintf("kubectl set image -n %s deployment/%s %s=%s", d.cfg.Namespace, svc, svc, Image(version)))
+	d.command(fmt.Sprintf("kubectl set env -n %s deployment/%s VERSION=%s", d.cfg.Namespace, svc, version))
 	dep := &appsv1.Deployment{}
 	if err := d.cfg.Client.Get(ctx, client.ObjectKey{Namespace: d.cfg.Namespace, Name: svc}, dep); err != nil {
 		return fmt.Errorf("reading deployment %s: %w", svc, err)
@@ -337,15 +445,22 @@ func (d *demo) setImage(ctx context.Context, svc, image string) error {
 	base := dep.DeepCopy()
 	found := false
 	for i := range dep.Spec.Template.Spec.Containers {
-		if c := &dep.Spec.Template.Spec.Containers[i]; c.Name == svc {
-			c.Image, found = image, true
+		c := &dep.Spec.Template.Spec.Containers[i]
+		if c.Name != svc {
+			continue
+		}
+		c.Image, found = Image(version), true
+		for j := range c.Env {
+			if c.Env[j].Name == "VERSION" {
+				c.Env[j].Value = version
+			}
 		}
 	}
 	if !found {
 		return fmt.Errorf("deployment %s has no container named %s", svc, svc)
 	}
 	if err := d.cfg.Client.Patch(ctx, dep, client.StrategicMergeFrom(base)); err != nil {
-		return fmt.Errorf("setting the image of %s: %w", svc, err)
+		return fmt.Errorf("moving %s to %s: %w", svc, version, err)
 	}
 	return nil
 }

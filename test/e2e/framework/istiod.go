@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,19 +34,17 @@ const IstioNamespace = "istio-system"
 
 // Istiod starts istiod if it is not running yet and returns its plaintext xDS address
 // (host:port). It stays up until the suite ends.
-func (c *Cluster) Istiod(t interface {
-	Helper()
-	Fatalf(string, ...any)
-}) string {
+func (c *Cluster) Istiod(t testing.TB) string {
 	t.Helper()
-	addr, err := c.istiodXDSAddress()
+	addr, err := c.IstiodAddress()
 	if err != nil {
 		t.Fatalf("starting istiod: %v", err)
 	}
 	return addr
 }
 
-func (c *Cluster) istiodXDSAddress() (string, error) {
+// IstiodAddress is Istiod without a testing.TB.
+func (c *Cluster) IstiodAddress() (string, error) {
 	c.istio.once.Do(func() {
 		c.istio.addr, c.istio.proc, c.istio.err = c.startIstiod(context.Background())
 	})

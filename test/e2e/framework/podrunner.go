@@ -5,6 +5,7 @@ package framework
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -56,7 +57,7 @@ const (
 // PodRunner runs the lane demo's pods of one namespace.
 type PodRunner struct {
 	c         *Cluster
-	t         testing.TB
+	report    func(error)
 	namespace string
 	binary    string
 	dir       string
@@ -66,6 +67,9 @@ type PodRunner struct {
 	// started records, per pod, when its process was started (for latency figures).
 	started map[string]time.Time
 	stopped bool
+
+	close     func()
+	closeOnce sync.Once
 }
 
 // podProcess is the process of one pod.
@@ -79,22 +83,33 @@ type podProcess struct {
 }
 
 // RunPods starts a PodRunner for namespace, for the rest of the test: every process it started is
-// stopped in the test's cleanup. A process that exits while its pod exists fails the test with
-// the tail of its log.
+// stopped in the test's cleanup. A process that exits while its pod exists, or a pod that cannot
+// run, fails the test with the tail of its log.
 func (c *Cluster) RunPods(t testing.TB, namespace string) *PodRunner {
 	t.Helper()
+	r, err := c.LaunchPodRunner(namespace, func(err error) { t.Errorf("pod runner: %v", err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// LaunchPodRunner is RunPods without a testing.TB: problems go to report, and the caller ends
+// the runner with Close.
+func (c *Cluster) LaunchPodRunner(namespace string, report func(error)) (*PodRunner, error) {
 	bin := prebuilt("lane-demo")
 	if bin == "" {
-		t.Fatalf("the lane-demo binary was not built before entering the test network (framework.RunInTestNetwork builds it)")
+		return nil, errors.New("the lane-demo binary was not built before entering the test network (framework.RunInTestNetwork builds it)")
 	}
 	dir, err := os.MkdirTemp(c.dir, "pods-")
 	if err != nil {
-		t.Fatalf("creating the pod runner's folder: %v", err)
+		return nil, fmt.Errorf("creating the pod runner's folder: %w", err)
 	}
-	r := &PodRunner{c: c, t: t, namespace: namespace, binary: bin, dir: dir, running: map[types.UID]*podProcess{}, started: map[string]time.Time{}}
+	r := &PodRunner{c: c, report: report, namespace: namespace, binary: bin, dir: dir, running: map[types.UID]*podProcess{}, started: map[string]time.Time{}}
 	cs, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
-		t.Fatalf("building a clientset: %v", err)
+		return nil, fmt.Errorf("building a clientset: %w", err)
 	}
 	lw := toolscache.NewListWatchFromClient(cs.CoreV1().RESTClient(), "pods", namespace, fields.Everything())
 	informer := toolscache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, toolscache.Indexers{})
@@ -111,7 +126,7 @@ func (c *Cluster) RunPods(t testing.TB, namespace string) *PodRunner {
 			}
 		},
 	}); err != nil {
-		t.Fatalf("watching pods: %v", err)
+		return nil, fmt.Errorf("watching pods: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -127,13 +142,16 @@ func (c *Cluster) RunPods(t testing.TB, namespace string) *PodRunner {
 			}
 		}
 	}()
-	t.Cleanup(func() {
+	r.close = func() {
 		cancel()
 		<-done
 		r.stopAll()
-	})
-	return r
+	}
+	return r, nil
 }
+
+// Close stops watching and stops every process the runner started.
+func (r *PodRunner) Close() { r.closeOnce.Do(r.close) }
 
 type podEvent struct {
 	pod     *corev1.Pod
@@ -205,18 +223,18 @@ func (r *PodRunner) start(pod *corev1.Pod) {
 	}
 	dir := filepath.Join(r.dir, pod.Name+"-"+string(pod.UID)[:8])
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		r.t.Errorf("pod %s: %v", pod.Name, err)
+		r.report(fmt.Errorf("pod %s: %w", pod.Name, err))
 		return
 	}
 	p := &podProcess{pod: pod.DeepCopy(), ip: pod.Status.PodIP, dir: dir}
 	env, err := r.containerEnv(p, pod)
 	if err != nil {
-		r.t.Errorf("pod %s cannot run: %v", pod.Name, err)
+		r.report(fmt.Errorf("pod %s cannot run: %w", pod.Name, err))
 		return
 	}
 	proc, err := r.c.sup.Start(ProcessSpec{Name: "pod-" + pod.Namespace + "-" + pod.Name, Path: r.binary, Env: env, Dir: dir})
 	if err != nil {
-		r.t.Errorf("starting the process of pod %s: %v", pod.Name, err)
+		r.report(fmt.Errorf("starting the process of pod %s: %w", pod.Name, err))
 		return
 	}
 	p.proc = proc
@@ -227,7 +245,7 @@ func (r *PodRunner) start(pod *corev1.Pod) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if !p.stopped && !r.stopped {
-			r.t.Errorf("the process of pod %s exited while the pod exists: %v\n%s", pod.Name, proc.ExitErr(), proc.Tail(20))
+			r.report(fmt.Errorf("the process of pod %s exited while the pod exists: %w\n%s", pod.Name, proc.ExitErr(), proc.Tail(20)))
 		}
 	}()
 }
@@ -338,7 +356,7 @@ func (r *PodRunner) refreshDownwardFiles(p *podProcess, pod *corev1.Pod) {
 	}
 	p.pod = pod.DeepCopy()
 	if err := r.writeDownwardFiles(p, pod); err != nil {
-		r.t.Errorf("pod %s: updating its downward API files: %v", pod.Name, err)
+		r.report(fmt.Errorf("pod %s: updating its downward API files: %w", pod.Name, err))
 	}
 }
 
@@ -472,7 +490,7 @@ func equalMaps(a, b map[string]string) bool {
 
 // grpcBootstrap returns the xDS bootstrap Istio's agent would write for a proxyless gRPC pod.
 func (c *Cluster) grpcBootstrap(pod *corev1.Pod) ([]byte, error) {
-	addr, err := c.istiodXDSAddress()
+	addr, err := c.IstiodAddress()
 	if err != nil {
 		return nil, fmt.Errorf("pod %s asks for proxyless gRPC (%s: grpc-agent): %w", pod.Name, grpcAgentAnnotation, err)
 	}

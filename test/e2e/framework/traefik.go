@@ -42,24 +42,42 @@ type TraefikOptions struct {
 	GatewayAPI bool
 }
 
-// StartTraefik runs Traefik for the rest of the test and waits until its entry point accepts
-// connections and its providers have loaded their first configuration.
+// StartTraefik runs Traefik for the rest of the test (see LaunchTraefik); it is stopped in the
+// test's cleanup, and the tail of its log is written to the test log if the test failed.
 func (c *Cluster) StartTraefik(t testing.TB, opts TraefikOptions) *Traefik {
 	t.Helper()
-	if err := CheckTestNetwork(); err != nil {
+	tr, err := c.LaunchTraefik(t.Context(), opts)
+	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tr.Stop(stopGrace); err != nil {
+			t.Errorf("stopping traefik: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("----- %s (last 60 lines of %s)\n%s", tr.Name(), tr.LogPath(), tr.Tail(60))
+		}
+	})
+	return tr
+}
+
+// LaunchTraefik starts Traefik and waits until its entry point accepts connections. The caller
+// stops it (Stop); it also ends with the Cluster.
+func (c *Cluster) LaunchTraefik(ctx context.Context, opts TraefikOptions) (*Traefik, error) {
+	if err := CheckTestNetwork(); err != nil {
+		return nil, err
 	}
 	ports, err := freePorts(2)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	dir, err := os.MkdirTemp(c.dir, "traefik-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("creating traefik's folder: %w", err)
 	}
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(c.Config.BearerToken), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("writing traefik's token: %w", err)
 	}
 	kube := map[string]any{
 		"endpoint":         c.Config.Host,
@@ -81,7 +99,7 @@ func (c *Cluster) StartTraefik(t testing.TB, opts TraefikOptions) *Traefik {
 		providers["kubernetesIngressNGINX"] = p
 	}
 	if opts.GatewayAPI {
-		p := map[string]any{"namespaces": []string{opts.Namespace}, "experimentalChannel": false}
+		p := map[string]any{"namespaces": []string{opts.Namespace}}
 		for k, v := range kube {
 			p[k] = v
 		}
@@ -101,30 +119,33 @@ func (c *Cluster) StartTraefik(t testing.TB, opts TraefikOptions) *Traefik {
 	}
 	data, err := yaml.Marshal(static)
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("writing traefik's configuration: %w", err)
 	}
 	cfg := filepath.Join(dir, "traefik.yaml")
 	if err := os.WriteFile(cfg, data, 0o644); err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("writing traefik's configuration: %w", err)
 	}
-	p := c.StartProcess(t, ProcessSpec{
+	p, err := c.sup.Start(ProcessSpec{
 		Name: "traefik-" + opts.Namespace,
 		Path: filepath.Join(c.ToolsBin, "traefik"),
 		Args: []string{"--configFile=" + cfg},
 		Dir:  dir,
 	})
+	if err != nil {
+		return nil, err
+	}
 	tr := &Traefik{Process: p, Port: ports[0], URL: "http://127.0.0.1:" + strconv.Itoa(ports[0])}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
 	if err := waitHealthy(ctx, http.DefaultClient, "traefik", "http://127.0.0.1:"+strconv.Itoa(ports[1])+"/ping", 60*time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, p.Tail(30))
+		_ = p.Stop(stopGrace)
+		return nil, fmt.Errorf("%w\n%s", err, p.Tail(30))
 	}
 	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(ports[0]), 5*time.Second)
 	if err != nil {
-		t.Fatalf("traefik's entry point does not accept connections: %v\n%s", err, p.Tail(30))
+		_ = p.Stop(stopGrace)
+		return nil, fmt.Errorf("traefik's entry point does not accept connections: %w\n%s", err, p.Tail(30))
 	}
 	_ = conn.Close()
-	return tr
+	return tr, nil
 }
 
 // String names the gateway for logs.

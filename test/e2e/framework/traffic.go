@@ -90,16 +90,25 @@ func HTTPSender(url, host string, headers map[string]string) Sender {
 // istiod's, as for any mesh client. The connection lives until the test ends.
 func (c *Cluster) MeshSender(t testing.TB, target string, md map[string]string) Sender {
 	t.Helper()
-	if err := c.meshClientBootstrap(); err != nil {
+	send, closeConn, err := c.NewMeshSender(target, md)
+	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = closeConn() })
+	return send
+}
+
+// NewMeshSender is MeshSender without a testing.TB: the caller closes the connection.
+func (c *Cluster) NewMeshSender(target string, md map[string]string) (Sender, func() error, error) {
+	if err := c.meshClientBootstrap(); err != nil {
+		return nil, nil, err
 	}
 	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatalf("dialing %s: %v", target, err)
+		return nil, nil, fmt.Errorf("dialing %s: %w", target, err)
 	}
-	t.Cleanup(func() { _ = conn.Close() })
 	client := hop.NewHopClient(conn)
-	return func(ctx context.Context) Reply {
+	send := func(ctx context.Context) Reply {
 		r := Reply{At: time.Now()}
 		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
@@ -115,6 +124,7 @@ func (c *Cluster) MeshSender(t testing.TB, target string, md map[string]string) 
 		r.Code, r.Body = http.StatusOK, out.GetValue()
 		return r
 	}
+	return send, conn.Close, nil
 }
 
 // meshClientBootstrap writes this process's xDS bootstrap, once: RunInTestNetwork named its file
@@ -127,7 +137,7 @@ func (c *Cluster) meshClientBootstrap() error {
 			c.meshClient.err = errors.New("no " + xdsBootstrapEnv + " in the environment: the program did not start through framework.RunInTestNetwork")
 			return
 		}
-		addr, err := c.istiodXDSAddress()
+		addr, err := c.IstiodAddress()
 		if err != nil {
 			c.meshClient.err = err
 			return

@@ -499,8 +499,8 @@ func (c *Cluster) grpcBootstrap(pod *corev1.Pod) ([]byte, error) {
 		labels[k] = v
 	}
 	node := map[string]any{
-		"id":      "sidecar~" + pod.Status.PodIP + "~" + pod.Name + "." + pod.Namespace + "~" + pod.Namespace + ".svc.cluster.local",
-		"cluster": "Kubernetes",
+		"id":       "sidecar~" + pod.Status.PodIP + "~" + pod.Name + "." + pod.Namespace + "~" + pod.Namespace + ".svc.cluster.local",
+		"cluster":  "Kubernetes",
 		"locality": map[string]any{},
 		"metadata": map[string]any{
 			"GENERATOR":     "grpc",

@@ -73,10 +73,7 @@ func expectOnly(t *testing.T, what string, send framework.Sender, n int, want ..
 // stable Service, which a lane's canary Ingress always does, and it reads no mse.* key: so on
 // Traefik the lane's entry rule does nothing, and lane requests must carry the header themselves.
 func TestTrafficSeed002Ingress(t *testing.T) {
-	cluster.StartLanesManager(t, "--mesh-routes=true")
-	ns := cluster.Namespace(t)
-	cluster.Istiod(t)
-	cluster.RunPods(t, ns)
+	ns := trafficScenario(t)
 	mseIngressClass(t)
 	installMSEProvider(t)
 	for _, obj := range laneEntry(ns, chain[0], func(tr *rolloutsv1alpha1.TrafficRouting) {
@@ -102,12 +99,7 @@ func TestTrafficSeed002Ingress(t *testing.T) {
 		framework.StartLoad(t, "gateway requests with x-mse-tag: gray", tagged, 40*time.Millisecond, 20000, 8*time.Minute),
 	}
 
-	releaseVersion(t, ns, a, "v2")
-	releaseVersion(t, ns, c, "v2")
-	waitPaused(t, ns, 1, map[string]map[string]int{
-		a: {demoImage("v1"): 1, demoImage("v2"): 1},
-		c: {demoImage("v1"): 1, demoImage("v2"): 1},
-	})
+	releaseAC(t, ns, "v1", "v2")
 	// Kruise wrote the lane's canary Ingress with our provider's canary keys.
 	waitIngressAnnotations(t, ns, a+"-canary", map[string]string{
 		"nginx.ingress.kubernetes.io/canary":                 "true",
@@ -140,12 +132,7 @@ func TestTrafficSeed002Ingress(t *testing.T) {
 	checkTrace(t, ns, "lane", traceLine("base", "base", "base"))
 
 	// A second release, given up with kubectl lanes rollback: everything back on v2.
-	releaseVersion(t, ns, a, "v3")
-	releaseVersion(t, ns, c, "v3")
-	waitPaused(t, ns, 1, map[string]map[string]int{
-		a: {demoImage("v2"): 1, demoImage("v3"): 1},
-		c: {demoImage("v2"): 1, demoImage("v3"): 1},
-	})
+	releaseAC(t, ns, "v2", "v3")
 	waitAnswers(t, "the second release's lane", tagged, oneOf(answer("gray/v3", "base/v1", "gray/v3"), answer("base/v2", "base/v1", "gray/v3")))
 	if _, _, code := lanes(t, ns, "rollback", "lane"); code != 0 {
 		t.Fatalf("kubectl lanes rollback: exit %d", code)
@@ -232,10 +219,7 @@ var laneHeaderModifier = &gatewayv1beta1.HTTPHeaderFilter{Set: []gatewayv1beta1.
 // RequestHeaderModifier), and the header reaches C's canary through istiod. Requests without it
 // stay base after A. No request fails.
 func TestTrafficGatewayAPIEntry(t *testing.T) {
-	cluster.StartLanesManager(t, "--mesh-routes=true")
-	ns := cluster.Namespace(t)
-	cluster.Istiod(t)
-	cluster.RunPods(t, ns)
+	ns := trafficScenario(t)
 	gw := cluster.StartTraefik(t, framework.TraefikOptions{Namespace: ns, GatewayAPI: true})
 	gatewayEntry(t, ns, gw)
 	gatewayLane(t, ns, rolloutsv1alpha1.TrafficRoutingStrategy{
@@ -254,12 +238,7 @@ func TestTrafficGatewayAPIEntry(t *testing.T) {
 		framework.StartLoad(t, "gateway requests with User-Agent: xiaoming", matched, 40*time.Millisecond, 20000, 6*time.Minute),
 	}
 
-	releaseVersion(t, ns, a, "v2")
-	releaseVersion(t, ns, c, "v2")
-	waitPaused(t, ns, 1, map[string]map[string]int{
-		a: {demoImage("v1"): 1, demoImage("v2"): 1},
-		c: {demoImage("v1"): 1, demoImage("v2"): 1},
-	})
+	releaseAC(t, ns, "v1", "v2")
 	waitAnswers(t, "the gateway's lane rule and C's lane route", matched, oneOf(answer("gray/v2", "base/v1", "gray/v2"), answer("base/v1", "base/v1", "gray/v2")))
 	expectOnly(t, "A and C released, User-Agent: xiaoming (the gateway sets x-mse-tag)", matched, 40,
 		answer("gray/v2", "base/v1", "gray/v2"), answer("base/v1", "base/v1", "gray/v2"))
@@ -282,10 +261,7 @@ func TestTrafficGatewayAPIEntry(t *testing.T) {
 // the header on the canary backendRef, through Traefik), and exactly those reach C's canary
 // through istiod. The share is checked against a binomial tolerance.
 func TestTrafficWeightedEntry(t *testing.T) {
-	cluster.StartLanesManager(t, "--mesh-routes=true")
-	ns := cluster.Namespace(t)
-	cluster.Istiod(t)
-	cluster.RunPods(t, ns)
+	ns := trafficScenario(t)
 	gw := cluster.StartTraefik(t, framework.TraefikOptions{Namespace: ns, GatewayAPI: true})
 	gatewayEntry(t, ns, gw)
 	gatewayLane(t, ns, rolloutsv1alpha1.TrafficRoutingStrategy{Weight: ptr.To[int32](50), RequestHeaderModifier: laneHeaderModifier})
@@ -295,12 +271,7 @@ func TestTrafficWeightedEntry(t *testing.T) {
 	plain := framework.HTTPSender(gw.URL+"/", "shop.example.com", nil)
 	expectAnswers(t, "before the release", plain, allBaseV1)
 	load := framework.StartLoad(t, "gateway requests without a header", plain, 40*time.Millisecond, 20000, 6*time.Minute)
-	releaseVersion(t, ns, a, "v2")
-	releaseVersion(t, ns, c, "v2")
-	waitPaused(t, ns, 1, map[string]map[string]int{
-		a: {demoImage("v1"): 1, demoImage("v2"): 1},
-		c: {demoImage("v1"): 1, demoImage("v2"): 1},
-	})
+	releaseAC(t, ns, "v1", "v2")
 	laneSeen := func(s string) bool { return strings.HasSuffix(s, "spring-cloud-c[gray](v2)") }
 	if _, err := framework.WaitForAnswers(t.Context(), stepTimeout, "a weighted lane request to reach C's canary", plain, 1, laneSeen); err != nil {
 		t.Fatal(err)

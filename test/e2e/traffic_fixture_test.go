@@ -291,3 +291,27 @@ func waitCompleted(t *testing.T, ns string, names ...string) {
 func xdsTarget(ns, name string) string {
 	return fmt.Sprintf("xds:///%s.%s.svc.cluster.local:%d", name, ns, demoGRPCPort)
 }
+
+// trafficScenario starts what every traffic scenario needs: lanes-manager with mesh routes,
+// a namespace, istiod and the pod runner for the namespace. It returns the namespace.
+func trafficScenario(t *testing.T) string {
+	t.Helper()
+	cluster.StartLanesManager(t, "--mesh-routes=true")
+	ns := cluster.Namespace(t)
+	cluster.Istiod(t)
+	cluster.RunPods(t, ns)
+	return ns
+}
+
+// releaseAC releases A and C from version from to version to and waits until both are paused at
+// their first batch: one pod of each version Ready.
+func releaseAC(t *testing.T, ns, from, to string) {
+	t.Helper()
+	a, c := chain[0], chain[2]
+	releaseVersion(t, ns, a, to)
+	releaseVersion(t, ns, c, to)
+	waitPaused(t, ns, 1, map[string]map[string]int{
+		a: {demoImage(from): 1, demoImage(to): 1},
+		c: {demoImage(from): 1, demoImage(to): 1},
+	})
+}

@@ -16,10 +16,7 @@ import (
 // requests answer A[gray] -> B[base] -> C[gray], the others all base, until approval; no request
 // fails.
 func TestTrafficGAMMA(t *testing.T) {
-	cluster.StartLanesManager(t, "--mesh-routes=true")
-	ns := cluster.Namespace(t)
-	cluster.Istiod(t)
-	cluster.RunPods(t, ns)
+	ns := trafficScenario(t)
 	meshLane(t, ns, chain[0], meshCases[1])
 	a, c := chain[0], chain[2]
 	deployChain(t, ns, "lane", trafficrouting.LabelLanes, nil)
@@ -31,12 +28,7 @@ func TestTrafficGAMMA(t *testing.T) {
 	laneLoad := framework.StartLoad(t, "lane requests", lane, 20*time.Millisecond, 20000, 6*time.Minute)
 	plainLoad := framework.StartLoad(t, "requests without the lane header", plain, 20*time.Millisecond, 20000, 6*time.Minute)
 
-	releaseVersion(t, ns, a, "v2")
-	releaseVersion(t, ns, c, "v2")
-	waitPaused(t, ns, 1, map[string]map[string]int{
-		a: {demoImage("v1"): 1, demoImage("v2"): 1},
-		c: {demoImage("v1"): 1, demoImage("v2"): 1},
-	})
+	releaseAC(t, ns, "v1", "v2")
 	expectAnswers(t, "A and C released", lane, answer("gray/v2", "base/v1", "gray/v2"))
 	expectAnswers(t, "A and C released, without the lane header", plain, allBaseV1)
 

@@ -24,10 +24,7 @@ import (
 //     lane header still succeed (they reach C's canary, the only pods there are);
 //   - after approval everything answers base from the new versions.
 func TestTrafficIstioEastWest(t *testing.T) {
-	cluster.StartLanesManager(t, "--mesh-routes=true")
-	ns := cluster.Namespace(t)
-	cluster.Istiod(t)
-	cluster.RunPods(t, ns)
+	ns := trafficScenario(t)
 	meshLane(t, ns, chain[0], meshCases[0])
 	a, c := chain[0], chain[2]
 	// C's last batch pauses: two pods of two is every pod, but only "100%" skips the pause.
@@ -42,12 +39,7 @@ func TestTrafficIstioEastWest(t *testing.T) {
 	laneLoad := framework.StartLoad(t, "lane requests", lane, 20*time.Millisecond, 20000, 8*time.Minute)
 	plainLoad := framework.StartLoad(t, "requests without the lane header", plain, 20*time.Millisecond, 20000, 8*time.Minute)
 
-	releaseVersion(t, ns, a, "v2")
-	releaseVersion(t, ns, c, "v2")
-	waitPaused(t, ns, 1, map[string]map[string]int{
-		a: {demoImage("v1"): 1, demoImage("v2"): 1},
-		c: {demoImage("v1"): 1, demoImage("v2"): 1},
-	})
+	releaseAC(t, ns, "v1", "v2")
 	expectAnswers(t, "A and C released", lane, answer("gray/v2", "base/v1", "gray/v2"))
 	expectAnswers(t, "A and C released, without the lane header", plain, allBaseV1)
 	checkTrace(t, ns, "lane", traceLine("gray", "base", "gray"))

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	// Registers the xds resolver (and the balancers it needs) for xds:/// downstreams.
 	_ "google.golang.org/grpc/xds"
@@ -115,11 +114,7 @@ func (c *grpcCaller) call(ctx context.Context, path string, headers Headers) (st
 	for name, values := range headers {
 		md[name] = values
 	}
-	// Wait for a ready connection, within the call's deadline: a mesh delivers routes and
-	// endpoints in separate updates, so a route can name a destination whose endpoints are
-	// moving for a moment; such a call waits instead of failing. A destination that stays
-	// empty still fails, at the deadline.
-	out, err := c.client.Call(metadata.NewOutgoingContext(ctx, md), wrapperspb.String(path), grpc.WaitForReady(true))
+	out, err := CallHop(metadata.NewOutgoingContext(ctx, md), c.client, path)
 	if err != nil {
 		st := status.Convert(err)
 		return "", &downstreamError{reason: fmt.Sprintf("downstream answered %s: %s", st.Code(), oneLine(st.Message())), err: err}

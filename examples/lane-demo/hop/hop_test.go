@@ -840,3 +840,46 @@ func TestServeStopsOnCancel(t *testing.T) {
 		t.Errorf("Run on a taken address: %v", err)
 	}
 }
+
+// TestCallHopSendsAgainOnlyWhatNoServerSaw: a call the channel failed before any server saw it
+// is sent once more; a call a server answered with an error is not sent again.
+func TestCallHopSendsAgainOnlyWhatNoServerSaw(t *testing.T) {
+	failing := startHop(t, map[string]string{"NAME": "b", "FAULT_ERROR_RATIO": "1"})
+	ok := startHop(t, map[string]string{"NAME": "c"})
+	tests := map[string]struct {
+		addr     string
+		unsent   int // attempts the client fails before sending them
+		want     string
+		wantCode codes.Code
+		attempts int
+	}{
+		"first attempt failed unsent": {addr: ok.grpc, unsent: 1, want: "c[base]", attempts: 2},
+		"every attempt failed unsent": {addr: ok.grpc, unsent: 5, wantCode: codes.Unavailable, attempts: 2},
+		"the server answered an error": {addr: failing.grpc, wantCode: codes.Internal, attempts: 1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			attempts := 0
+			// Fails the first tc.unsent attempts before they leave the client, as a picker error does.
+			unsent := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				attempts++
+				if attempts <= tc.unsent {
+					return status.Error(codes.Unavailable, "unknown cluster selected for RPC")
+				}
+				return invoker(ctx, method, req, reply, cc, opts...)
+			}
+			conn, err := grpc.NewClient(tc.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUnaryInterceptor(unsent))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = conn.Close() }()
+			out, err := CallHop(t.Context(), NewHopClient(conn), "/")
+			if got := status.Code(err); got != tc.wantCode || out.GetValue() != tc.want {
+				t.Errorf("CallHop = %q, %v; want %q, code %v", out.GetValue(), err, tc.want, tc.wantCode)
+			}
+			if attempts != tc.attempts {
+				t.Errorf("%d attempts, want %d", attempts, tc.attempts)
+			}
+		})
+	}
+}

@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/kruise-lanes/kruise-lanes/examples/lane-demo/hop"
 )
@@ -113,10 +112,9 @@ func (c *Cluster) NewMeshSender(target string, md map[string]string) (Sender, fu
 		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
 		ctx = metadata.NewOutgoingContext(ctx, metadata.New(md))
-		// As the lane demo's own hops do: a call waits for a ready connection within its
-		// deadline (see examples/lane-demo), so a route to a destination that stays empty fails
-		// at the deadline while a moment's update between routes and endpoints does not.
-		out, err := client.Call(ctx, wrapperspb.String("/"), grpc.WaitForReady(true))
+		// As the lane demo's own hops call (hop.CallHop): wait-for-ready within the deadline, and
+		// a call no server saw is sent once more.
+		out, err := hop.CallHop(ctx, client, "/")
 		if err != nil {
 			r.Err = err
 			return r

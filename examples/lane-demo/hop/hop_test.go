@@ -853,8 +853,8 @@ func TestCallHopSendsAgainOnlyWhatNoServerSaw(t *testing.T) {
 		wantCode codes.Code
 		attempts int
 	}{
-		"first attempt failed unsent": {addr: ok.grpc, unsent: 1, want: "c[base]", attempts: 2},
-		"every attempt failed unsent": {addr: ok.grpc, unsent: 5, wantCode: codes.Unavailable, attempts: 2},
+		"first attempt failed unsent":  {addr: ok.grpc, unsent: 1, want: "c[base]", attempts: 2},
+		"every attempt failed unsent":  {addr: ok.grpc, unsent: 5, wantCode: codes.Unavailable, attempts: 2},
 		"the server answered an error": {addr: failing.grpc, wantCode: codes.Internal, attempts: 1},
 	}
 	for name, tc := range tests {

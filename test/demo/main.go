@@ -89,7 +89,7 @@ func play(ctx context.Context, out io.Writer) (err error) {
 
 	lanedemo.Phase(out, "Start the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) and Kruise Rollouts v0.6.2")
 	t0 := time.Now()
-	cluster, err := framework.Start(ctx, framework.Options{})
+	cluster, err := framework.Start(ctx, framework.Options{IstioCRDs: true, GatewayAPICRDs: true})
 	if err != nil {
 		return err
 	}
@@ -101,13 +101,13 @@ func play(ctx context.Context, out io.Writer) (err error) {
 	}()
 	fmt.Fprintf(out, "  ready in %s (component logs in %s while it runs)\n", time.Since(t0).Round(100*time.Millisecond), cluster.LogDir())
 
-	lanedemo.Phase(out, "Build and start lanes-manager (lane-label webhook, label reconciler, provider installer)")
+	lanedemo.Phase(out, "Start lanes-manager (lane-label webhook, label reconciler, provider installer, mesh routes)")
 	t0 = time.Now()
 	certDir := filepath.Join(filepath.Dir(cluster.LogDir()), "lanes-webhook-certs")
 	if err := os.MkdirAll(certDir, 0o700); err != nil {
 		return fmt.Errorf("creating the certificate folder: %w", err)
 	}
-	manager, err := cluster.LaunchLanesManager(ctx, certDir)
+	manager, err := cluster.LaunchLanesManager(ctx, certDir, "--mesh-routes=true")
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,10 @@ func StartDataPlanes(ctx context.Context, cluster *framework.Cluster, namespace 
 	}
 	stops = append(stops, func() { _ = closeMesh() })
 	fmt.Fprintf(out, "  Traefik's entry point: %s (inside the demo's own network namespace)\n", gw.URL)
+	fmt.Fprintln(out, "  Traefik sends a request to A's Service as a whole and reads no MSE key, so through it A's pod")
+	fmt.Fprintln(out, "  is not picked by lane, and User-Agent: xiaoming alone gets no x-mse-tag (the MSE gateway does")
+	fmt.Fprintln(out, "  both); a request that carries x-mse-tag keeps the lane from B on. From inside the mesh, every")
+	fmt.Fprintln(out, "  hop follows the lane.")
 	curl := func(header string) Probe {
 		headers, flag := map[string]string{}, ""
 		if k, v, ok := strings.Cut(header, ": "); ok {

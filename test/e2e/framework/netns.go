@@ -42,21 +42,25 @@ const (
 	prebuiltEnv = "LANES_E2E_PREBUILT"
 )
 
-// prebuiltBinaries are built from this repository before entering the test network: name →
+// prebuiltBinaries are built from this repository before entering the test network: name and
 // package.
-var prebuiltBinaries = [][2]string{
-	{"lanes-manager", "./cmd/lanes-manager"},
-	{"lane-demo", "./examples/lane-demo"},
+func prebuiltBinaries() [][2]string {
+	return [][2]string{
+		{"lanes-manager", "./cmd/lanes-manager"},
+		{"lane-demo", "./examples/lane-demo"},
+	}
 }
 
 // harnessModules are the modules whose files the harness reads at run time (stages, CRDs), as
 // group → module: downloaded before entering the test network, from where the module proxy cannot
 // be reached.
-var harnessModules = [][2]string{
-	{"kwok", "sigs.k8s.io/kwok"},
-	{"crds", "sigs.k8s.io/gateway-api"},
-	{"crds", "istio.io/api"},
-	{"kruise-apps", kruiseAppsModule},
+func harnessModules() [][2]string {
+	return [][2]string{
+		{"kwok", "sigs.k8s.io/kwok"},
+		{"crds", "sigs.k8s.io/gateway-api"},
+		{"crds", "istio.io/api"},
+		{"kruise-apps", kruiseAppsModule},
+	}
 }
 
 // InTestNetwork reports whether this process runs inside the test network namespace.
@@ -90,12 +94,12 @@ func RunInTestNetwork() (code int, reexecuted bool, err error) {
 	if err := os.WriteFile(filepath.Join(bin, ownerFile), []byte(fmt.Sprint(os.Getpid())), 0o644); err != nil {
 		return 1, false, fmt.Errorf("recording the prebuilt folder's owner: %w", err)
 	}
-	for _, m := range harnessModules {
+	for _, m := range harnessModules() {
 		if _, err := ModuleDir(context.Background(), root, m[0], m[1]); err != nil {
 			return 1, false, err
 		}
 	}
-	for _, b := range prebuiltBinaries {
+	for _, b := range prebuiltBinaries() {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, b[0]), b[1])
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {

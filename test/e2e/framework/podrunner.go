@@ -64,8 +64,6 @@ type PodRunner struct {
 
 	mu      sync.Mutex
 	running map[types.UID]*podProcess
-	// started records, per pod, when its process was started (for latency figures).
-	started map[string]time.Time
 	stopped bool
 
 	close     func()
@@ -106,7 +104,7 @@ func (c *Cluster) LaunchPodRunner(namespace string, report func(error)) (*PodRun
 	if err != nil {
 		return nil, fmt.Errorf("creating the pod runner's folder: %w", err)
 	}
-	r := &PodRunner{c: c, report: report, namespace: namespace, binary: bin, dir: dir, running: map[types.UID]*podProcess{}, started: map[string]time.Time{}}
+	r := &PodRunner{c: c, report: report, namespace: namespace, binary: bin, dir: dir, running: map[types.UID]*podProcess{}}
 	cs, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
 		return nil, fmt.Errorf("building a clientset: %w", err)
@@ -156,28 +154,6 @@ func (r *PodRunner) Close() { r.closeOnce.Do(r.close) }
 type podEvent struct {
 	pod     *corev1.Pod
 	deleted bool
-}
-
-// StartedAt returns when the process of the named pod was started, if it was.
-func (r *PodRunner) StartedAt(pod string) (time.Time, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	t, ok := r.started[pod]
-	return t, ok
-}
-
-// Running returns the names of the pods whose process runs, sorted.
-func (r *PodRunner) Running() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var names []string
-	for _, p := range r.running {
-		if !p.stopped {
-			names = append(names, p.pod.Name)
-		}
-	}
-	sort.Strings(names)
-	return names
 }
 
 func (r *PodRunner) handle(ev podEvent) {
@@ -239,7 +215,6 @@ func (r *PodRunner) start(pod *corev1.Pod) {
 	}
 	p.proc = proc
 	r.running[pod.UID] = p
-	r.started[pod.Name] = time.Now()
 	go func() {
 		<-proc.Exited()
 		r.mu.Lock()

@@ -180,6 +180,7 @@ func TestChartSchemaRejects(t *testing.T) {
 		"unknown cert mode":     {set: []string{"certificates.mode=manual"}, want: "/certificates/mode"},
 		"unknown failurePolicy": {set: []string{"webhook.failurePolicy=Retry"}, want: "/webhook/failurePolicy"},
 		"misspelled key":        {set: []string{"webhook.timeoutSecond=3"}, want: "timeoutSecond"},
+		"drain not a duration":  {set: []string{"meshRoutes.drain=soon"}, want: "/meshRoutes/drain"},
 		"bad selector operator": {
 			set:  []string{"webhook.namespaceSelector.matchExpressions[0].key=x", "webhook.namespaceSelector.matchExpressions[0].operator=Has"},
 			want: "/webhook/namespaceSelector/matchExpressions/0/operator",

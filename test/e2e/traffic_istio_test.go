@@ -47,13 +47,16 @@ func TestTrafficIstioEastWest(t *testing.T) {
 	// C's canary loses readiness and gets it back, ten times: the lane follows each way.
 	canary := readyPodsWithImage(t.Context(), t, ns, c, demoImage("v2"))[0]
 	var toBase, toLane []time.Duration
-	for range 10 {
+	for i := range 10 {
 		setPodReady(t, &canary, false)
 		took, err := framework.WaitForAnswers(t.Context(), stepTimeout, "lane requests to reach C's base", lane, 1, func(s string) bool { return s == answer("gray/v2", "base/v1", "base/v1") })
 		if err != nil {
 			t.Fatal(err)
 		}
 		toBase = append(toBase, took)
+		if i == 0 {
+			checkTrace(t, ns, "lane", traceLine("gray", "base", "base"))
+		}
 		setPodReady(t, &canary, true)
 		took, err = framework.WaitForAnswers(t.Context(), stepTimeout, "lane requests to reach C's canary again", lane, 1, func(s string) bool { return s == answer("gray/v2", "base/v1", "gray/v2") })
 		if err != nil {
@@ -70,6 +73,7 @@ func TestTrafficIstioEastWest(t *testing.T) {
 	waitPaused(t, ns, 2, map[string]map[string]int{c: {demoImage("v2"): 2}})
 	expectAnswers(t, "C's last batch, lane requests", lane, answer("gray/v2", "base/v1", "gray/v2"))
 	expectAnswers(t, "C's last batch, requests without the lane header reach C's only pods", plain, answer("base/v1", "base/v1", "gray/v2"))
+	checkTrace(t, ns, "lane", traceLine("gray", "base", "gray"))
 
 	approve(t, ns, a, c)
 	waitCompleted(t, ns, a, c)

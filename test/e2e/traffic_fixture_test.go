@@ -315,3 +315,16 @@ func releaseAC(t *testing.T, ns, from, to string) {
 		c: {demoImage(from): 1, demoImage(to): 1},
 	})
 }
+
+// meshLoads returns the mesh client's senders to A, with and without the lane header, once both
+// answer all base on v1, each with a steady request loop running (checked by the caller).
+func meshLoads(t *testing.T, ns string) (lane, plain framework.Sender, laneLoad, plainLoad *framework.Load) {
+	t.Helper()
+	lane = cluster.MeshSender(t, xdsTarget(ns, chain[0]), map[string]string{"x-mse-tag": "gray"})
+	plain = cluster.MeshSender(t, xdsTarget(ns, chain[0]), nil)
+	expectAnswers(t, "before the release, with the lane header", lane, allBaseV1)
+	expectAnswers(t, "before the release, without it", plain, allBaseV1)
+	laneLoad = framework.StartLoad(t, "lane requests", lane, 20*time.Millisecond, 20000, 8*time.Minute)
+	plainLoad = framework.StartLoad(t, "requests without the lane header", plain, 20*time.Millisecond, 20000, 8*time.Minute)
+	return lane, plain, laneLoad, plainLoad
+}

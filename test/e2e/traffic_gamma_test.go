@@ -4,9 +4,7 @@ package e2e
 
 import (
 	"testing"
-	"time"
 
-	"github.com/kruise-lanes/kruise-lanes/test/e2e/framework"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
@@ -21,12 +19,7 @@ func TestTrafficGAMMA(t *testing.T) {
 	a, c := chain[0], chain[2]
 	deployChain(t, ns, "lane", trafficrouting.LabelLanes, nil)
 
-	lane := cluster.MeshSender(t, xdsTarget(ns, a), map[string]string{"x-mse-tag": "gray"})
-	plain := cluster.MeshSender(t, xdsTarget(ns, a), nil)
-	expectAnswers(t, "before the release, with the lane header", lane, allBaseV1)
-	expectAnswers(t, "before the release, without it", plain, allBaseV1)
-	laneLoad := framework.StartLoad(t, "lane requests", lane, 20*time.Millisecond, 20000, 6*time.Minute)
-	plainLoad := framework.StartLoad(t, "requests without the lane header", plain, 20*time.Millisecond, 20000, 6*time.Minute)
+	lane, plain, laneLoad, plainLoad := meshLoads(t, ns)
 
 	releaseAC(t, ns, "v1", "v2")
 	expectAnswers(t, "A and C released", lane, answer("gray/v2", "base/v1", "gray/v2"))

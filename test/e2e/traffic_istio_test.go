@@ -32,12 +32,7 @@ func TestTrafficIstioEastWest(t *testing.T) {
 		c: {intstr.FromInt32(1), intstr.FromInt32(2), intstr.FromString("100%")},
 	})
 
-	lane := cluster.MeshSender(t, xdsTarget(ns, a), map[string]string{"x-mse-tag": "gray"})
-	plain := cluster.MeshSender(t, xdsTarget(ns, a), nil)
-	expectAnswers(t, "before the release, with the lane header", lane, allBaseV1)
-	expectAnswers(t, "before the release, without it", plain, allBaseV1)
-	laneLoad := framework.StartLoad(t, "lane requests", lane, 20*time.Millisecond, 20000, 8*time.Minute)
-	plainLoad := framework.StartLoad(t, "requests without the lane header", plain, 20*time.Millisecond, 20000, 8*time.Minute)
+	lane, plain, laneLoad, plainLoad := meshLoads(t, ns)
 
 	releaseAC(t, ns, "v1", "v2")
 	expectAnswers(t, "A and C released", lane, answer("gray/v2", "base/v1", "gray/v2"))

@@ -2,6 +2,7 @@ package hop
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
@@ -74,24 +75,33 @@ func (c *HopClient) Call(ctx context.Context, path *wrapperspb.StringValue, opts
 	return out, nil
 }
 
+// unsentRetries are the pauses before sending again a call that reached no server.
+func unsentRetries() []time.Duration {
+	return []time.Duration{25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}
+}
+
 // CallHop calls Call the way a mesh hop should, and as the lane demo does:
 //   - it waits for a ready connection within ctx's deadline (wait-for-ready): a mesh delivers
 //     routes and endpoints in separate xDS updates, so for a moment a route can name a
 //     destination whose endpoints are being replaced; the call waits instead of failing, and a
 //     destination that stays empty still fails, at the deadline;
 //   - a call that reached no server (the channel failed it before any server saw it, as grpc-go's
-//     xDS client can while a route update replaces the cluster an RPC was routed to) is sent once
-//     more, as gRPC retries a stream no server processed and as Istio's default retry policy does
-//     for sidecars. A call a server answered, even with an error, is never sent again.
+//     xDS client can for a moment while a route update replaces the clusters RPCs are routed to)
+//     is sent again after a short pause, at most three times within 175 ms, as gRPC retries a
+//     stream no server processed and as Istio's default retry policy does for sidecars. A call a
+//     server answered, even with an error, is never sent again.
 func CallHop(ctx context.Context, c *HopClient, path string) (*wrapperspb.StringValue, error) {
-	var out *wrapperspb.StringValue
-	var err error
-	for attempt := 0; attempt < 2; attempt++ {
+	pauses := unsentRetries()
+	for attempt := 0; ; attempt++ {
 		var p peer.Peer
-		out, err = c.Call(ctx, wrapperspb.String(path), grpc.WaitForReady(true), grpc.Peer(&p))
-		if err == nil || p.Addr != nil || ctx.Err() != nil {
+		out, err := c.Call(ctx, wrapperspb.String(path), grpc.WaitForReady(true), grpc.Peer(&p))
+		if err == nil || p.Addr != nil || attempt == len(pauses) {
 			return out, err
 		}
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(pauses[attempt]):
+		}
 	}
-	return out, err
 }

@@ -842,7 +842,7 @@ func TestServeStopsOnCancel(t *testing.T) {
 }
 
 // TestCallHopSendsAgainOnlyWhatNoServerSaw: a call the channel failed before any server saw it
-// is sent once more; a call a server answered with an error is not sent again.
+// is sent again, at most three times; a call a server answered with an error is not sent again.
 func TestCallHopSendsAgainOnlyWhatNoServerSaw(t *testing.T) {
 	failing := startHop(t, map[string]string{"NAME": "b", "FAULT_ERROR_RATIO": "1"})
 	ok := startHop(t, map[string]string{"NAME": "c"})
@@ -854,7 +854,8 @@ func TestCallHopSendsAgainOnlyWhatNoServerSaw(t *testing.T) {
 		attempts int
 	}{
 		"first attempt failed unsent":  {addr: ok.grpc, unsent: 1, want: "c[base]", attempts: 2},
-		"every attempt failed unsent":  {addr: ok.grpc, unsent: 5, wantCode: codes.Unavailable, attempts: 2},
+		"two attempts failed unsent":   {addr: ok.grpc, unsent: 2, want: "c[base]", attempts: 3},
+		"every attempt failed unsent":  {addr: ok.grpc, unsent: 9, wantCode: codes.Unavailable, attempts: 4},
 		"the server answered an error": {addr: failing.grpc, wantCode: codes.Internal, attempts: 1},
 	}
 	for name, tc := range tests {

@@ -49,6 +49,10 @@ func newCaller(d Downstream) (caller, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create the gRPC client of DOWNSTREAM %s: %w", d, err)
 		}
+		// Resolve and connect now rather than on the first request: through xDS that takes a
+		// round of discovery, which a freshly started pod's first requests would otherwise wait
+		// for.
+		conn.Connect()
 		return &grpcCaller{conn: conn, client: NewHopClient(conn)}, nil
 	default:
 		return nil, fmt.Errorf("downstream kind %q is unknown", d.Kind)

@@ -75,26 +75,26 @@ func (c *HopClient) Call(ctx context.Context, path *wrapperspb.StringValue, opts
 	return out, nil
 }
 
-// unsentRetries are the pauses before sending again a call that reached no server.
+// unsentRetries are the pauses before sending again a call that reached no server: 775 ms in all.
 func unsentRetries() []time.Duration {
-	return []time.Duration{25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}
+	return []time.Duration{25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}
 }
 
-// CallHop calls Call the way a mesh hop should, and as the lane demo does:
-//   - it waits for a ready connection within ctx's deadline (wait-for-ready): a mesh delivers
-//     routes and endpoints in separate xDS updates, so for a moment a route can name a
-//     destination whose endpoints are being replaced; the call waits instead of failing, and a
-//     destination that stays empty still fails, at the deadline;
-//   - a call that reached no server (the channel failed it before any server saw it, as grpc-go's
-//     xDS client can for a moment while a route update replaces the clusters RPCs are routed to)
-//     is sent again after a short pause, at most three times within 175 ms, as gRPC retries a
-//     stream no server processed and as Istio's default retry policy does for sidecars. A call a
-//     server answered, even with an error, is never sent again.
+// CallHop calls Call the way a mesh hop should, and as the lane demo does: a call that reached
+// no server (the channel failed it before any server saw it) is sent again after a short pause,
+// at most five times within 775 ms. A mesh delivers routes and endpoints in separate xDS updates,
+// so for a moment around a change grpc-go's xDS client can fail an RPC it routed to a cluster
+// whose endpoints are gone or that the update removed ("weighted-target: no targets to pick
+// from", "unknown cluster selected for RPC"); each new attempt is routed afresh. gRPC's own
+// retries do not cover that (an RPC's cluster is chosen once), and waiting for the channel to be
+// ready does not either (the RPC waits on the cluster it was routed to). A call a server
+// answered, even with an error, is never sent again, and a route to a destination that stays
+// empty still fails, after the pauses. Istio's default retry policy does the same for sidecars.
 func CallHop(ctx context.Context, c *HopClient, path string) (*wrapperspb.StringValue, error) {
 	pauses := unsentRetries()
 	for attempt := 0; ; attempt++ {
 		var p peer.Peer
-		out, err := c.Call(ctx, wrapperspb.String(path), grpc.WaitForReady(true), grpc.Peer(&p))
+		out, err := c.Call(ctx, wrapperspb.String(path), grpc.Peer(&p))
 		if err == nil || p.Addr != nil || attempt == len(pauses) {
 			return out, err
 		}

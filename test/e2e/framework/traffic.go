@@ -112,8 +112,8 @@ func (c *Cluster) NewMeshSender(target string, md map[string]string) (Sender, fu
 		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
 		ctx = metadata.NewOutgoingContext(ctx, metadata.New(md))
-		// As the lane demo's own hops call (hop.CallHop): wait-for-ready within the deadline, and
-		// a call no server saw is sent again, at most three times within 175 ms.
+		// As the lane demo's own hops call: a call no server saw is routed and sent again
+		// (hop.CallHop).
 		out, err := hop.CallHop(ctx, client, "/")
 		if err != nil {
 			r.Err = err

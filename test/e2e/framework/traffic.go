@@ -48,8 +48,8 @@ func (r Reply) String() string {
 // Sender sends one request.
 type Sender func(ctx context.Context) Reply
 
-// requestTimeout bounds one test request.
-const requestTimeout = 5 * time.Second
+// requestTimeout bounds one test request: above the hops' own downstream bound (5 s).
+const requestTimeout = 10 * time.Second
 
 // HTTPSender GETs url with the given Host (empty: the URL's) and headers. It never follows
 // redirects and keeps no connection between requests, so each request is routed afresh.

@@ -176,7 +176,7 @@ func TestChartInstall(t *testing.T) {
 	cluster.MountSecret(t, chartNamespace, "lanes-webhook-cert", certDir)
 	args := managerArgsOutOfCluster(deploymentArgs, ports, certDir)
 	t.Logf("lanes-manager %s", strings.Join(args, " "))
-	bin, err := cluster.LanesManagerBinary(ctx)
+	bin, err := cluster.LanesManagerBinary()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,6 @@ type Cluster struct {
 	kruise *Process
 	// kruiseApps is the OpenKruise manager; nil without Options.KruiseApps.
 	kruiseApps *Process
-	lanes      lanesBinary
 	// istio is istiod, started on first use (Istiod, or a pod runner's proxyless gRPC pod).
 	istio istiod
 	// meshClient is this process's own xDS bootstrap (MeshSender).
@@ -360,15 +359,21 @@ func (c *Cluster) StartProcess(t testing.TB, spec ProcessSpec) *Process {
 	if err != nil {
 		t.Fatalf("starting %s: %v", spec.Name, err)
 	}
+	stopAtCleanup(t, p)
+	return p
+}
+
+// stopAtCleanup stops p in the test's cleanup and, if the test failed, writes the tail of its
+// log to the test log.
+func stopAtCleanup(t testing.TB, p *Process) {
 	t.Cleanup(func() {
 		if err := p.Stop(stopGrace); err != nil {
-			t.Errorf("stopping %s: %v", spec.Name, err)
+			t.Errorf("stopping %s: %v", p.Name(), err)
 		}
 		if t.Failed() {
-			t.Logf("----- %s (last 60 lines of %s)\n%s", spec.Name, p.LogPath(), p.Tail(60))
+			t.Logf("----- %s (last 60 lines of %s)\n%s", p.Name(), p.LogPath(), p.Tail(60))
 		}
 	})
-	return p
 }
 
 // KruiseRunning reports an error when the Kruise manager has exited.

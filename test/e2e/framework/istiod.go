@@ -4,7 +4,9 @@ package framework
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -109,4 +111,31 @@ func (c *Cluster) startIstiod(ctx context.Context) (string, *Process, error) {
 		return "", proc, fmt.Errorf("%w\n%s", err, proc.Tail(30))
 	}
 	return grpcAddr, proc, nil
+}
+
+// xdsBootstrap is a grpc-go xDS bootstrap for a proxyless client of istiod: a sidecar node of
+// the given IP, name and namespace, with extra node metadata on top of what istiod needs.
+func (c *Cluster) xdsBootstrap(ip, name, namespace string, metadata map[string]any) ([]byte, error) {
+	addr, err := c.IstiodAddress()
+	if err != nil {
+		return nil, err
+	}
+	md := map[string]any{
+		"GENERATOR": "grpc", "NAMESPACE": namespace, "INSTANCE_IPS": ip, "CLUSTER_ID": "Kubernetes",
+		"ISTIO_VERSION": "1.31.0", "MESH_ID": "cluster.local",
+	}
+	maps.Copy(md, metadata)
+	return json.MarshalIndent(map[string]any{
+		"xds_servers": []any{map[string]any{
+			"server_uri":      addr,
+			"channel_creds":   []any{map[string]any{"type": "insecure"}},
+			"server_features": []any{"xds_v3"},
+		}},
+		"node": map[string]any{
+			"id":       "sidecar~" + ip + "~" + name + "." + namespace + "~" + namespace + ".svc.cluster.local",
+			"cluster":  "Kubernetes",
+			"locality": map[string]any{},
+			"metadata": md,
+		},
+	}, "", "  ")
 }

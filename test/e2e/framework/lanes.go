@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -31,13 +30,6 @@ const (
 	lanesWebhookPath       = "/mutate-lane-pod"
 )
 
-// lanesBinary builds cmd/lanes-manager once per test binary.
-type lanesBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // LanesManager is a running lanes-manager process.
 type LanesManager struct {
 	*Process
@@ -47,24 +39,13 @@ type LanesManager struct {
 	unmount func()
 }
 
-// LanesManagerBinary returns the path of lanes-manager built from this repository: the one built
-// before entering the test network, else one built now (once per test binary).
-func (c *Cluster) LanesManagerBinary(ctx context.Context) (string, error) {
-	c.lanes.once.Do(func() {
-		if p := prebuilt("lanes-manager"); p != "" {
-			c.lanes.path = p
-			return
-		}
-		out := filepath.Join(c.dir, "lanes-manager")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/lanes-manager")
-		cmd.Dir = c.RepoRoot
-		if b, err := cmd.CombinedOutput(); err != nil {
-			c.lanes.err = fmt.Errorf("building lanes-manager: %w\n%s", err, b)
-			return
-		}
-		c.lanes.path = out
-	})
-	return c.lanes.path, c.lanes.err
+// LanesManagerBinary returns the path of lanes-manager as RunInTestNetwork built it from this
+// repository before entering the test network (where the module proxy cannot be reached).
+func (c *Cluster) LanesManagerBinary() (string, error) {
+	if p := prebuilt("lanes-manager"); p != "" {
+		return p, nil
+	}
+	return "", errors.New("lanes-manager was not built before entering the test network (framework.RunInTestNetwork builds it)")
 }
 
 // StartLanesManager runs lanes-manager out of cluster for the rest of the test (see
@@ -94,7 +75,7 @@ func (c *Cluster) StartLanesManager(t testing.TB, extraArgs ...string) *LanesMan
 // rotator fills in its caBundle. It returns once /readyz answers and the caBundle is in place; the
 // caller ends the manager with Close (the Cluster's Stop ends it too).
 func (c *Cluster) LaunchLanesManager(ctx context.Context, certDir string, extraArgs ...string) (*LanesManager, error) {
-	bin, err := c.LanesManagerBinary(ctx)
+	bin, err := c.LanesManagerBinary()
 	if err != nil {
 		return nil, err
 	}

@@ -4,9 +4,9 @@ package framework
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -326,7 +326,7 @@ func (r *PodRunner) writeDownwardFiles(p *podProcess, pod *corev1.Pod) error {
 // refreshDownwardFiles rewrites the pod's downward API files when its labels or annotations
 // changed; r.mu is held.
 func (r *PodRunner) refreshDownwardFiles(p *podProcess, pod *corev1.Pod) {
-	if formatDownwardMap(pod.Labels) == p.labels && equalMaps(pod.Annotations, p.pod.Annotations) {
+	if formatDownwardMap(pod.Labels) == p.labels && maps.Equal(pod.Annotations, p.pod.Annotations) {
 		return
 	}
 	p.pod = pod.DeepCopy()
@@ -451,55 +451,17 @@ func expandEnv(s string, vars map[string]string) string {
 	return b.String()
 }
 
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
 // grpcBootstrap returns the xDS bootstrap Istio's agent would write for a proxyless gRPC pod.
 func (c *Cluster) grpcBootstrap(pod *corev1.Pod) ([]byte, error) {
-	addr, err := c.IstiodAddress()
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	b, err := c.xdsBootstrap(pod.Status.PodIP, pod.Name, pod.Namespace, map[string]any{
+		"NAME": pod.Name, "LABELS": maps.Clone(pod.Labels), "SERVICE_ACCOUNT": sa,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("pod %s asks for proxyless gRPC (%s: grpc-agent): %w", pod.Name, grpcAgentAnnotation, err)
 	}
-	labels := map[string]string{}
-	for k, v := range pod.Labels {
-		labels[k] = v
-	}
-	node := map[string]any{
-		"id":       "sidecar~" + pod.Status.PodIP + "~" + pod.Name + "." + pod.Namespace + "~" + pod.Namespace + ".svc.cluster.local",
-		"cluster":  "Kubernetes",
-		"locality": map[string]any{},
-		"metadata": map[string]any{
-			"GENERATOR":     "grpc",
-			"NAMESPACE":     pod.Namespace,
-			"NAME":          pod.Name,
-			"INSTANCE_IPS":  pod.Status.PodIP,
-			"LABELS":        labels,
-			"CLUSTER_ID":    "Kubernetes",
-			"ISTIO_VERSION": "1.31.0",
-			"MESH_ID":       "cluster.local",
-			"SERVICE_ACCOUNT": func() string {
-				if pod.Spec.ServiceAccountName != "" {
-					return pod.Spec.ServiceAccountName
-				}
-				return "default"
-			}(),
-		},
-	}
-	return json.MarshalIndent(map[string]any{
-		"xds_servers": []any{map[string]any{
-			"server_uri":      addr,
-			"channel_creds":   []any{map[string]any{"type": "insecure"}},
-			"server_features": []any{"xds_v3"},
-		}},
-		"node": node,
-	}, "", "  ")
+	return b, nil
 }

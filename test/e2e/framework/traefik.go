@@ -50,14 +50,7 @@ func (c *Cluster) StartTraefik(t testing.TB, opts TraefikOptions) *Traefik {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := tr.Stop(stopGrace); err != nil {
-			t.Errorf("stopping traefik: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("----- %s (last 60 lines of %s)\n%s", tr.Name(), tr.LogPath(), tr.Tail(60))
-		}
-	})
+	stopAtCleanup(t, tr.Process)
 	return tr
 }
 

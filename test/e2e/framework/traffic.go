@@ -4,7 +4,6 @@ package framework
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -135,25 +134,7 @@ func (c *Cluster) meshClientBootstrap() error {
 			c.meshClient.err = errors.New("no " + xdsBootstrapEnv + " in the environment: the program did not start through framework.RunInTestNetwork")
 			return
 		}
-		addr, err := c.IstiodAddress()
-		if err != nil {
-			c.meshClient.err = err
-			return
-		}
-		b, err := json.MarshalIndent(map[string]any{
-			"xds_servers": []any{map[string]any{
-				"server_uri":      addr,
-				"channel_creds":   []any{map[string]any{"type": "insecure"}},
-				"server_features": []any{"xds_v3"},
-			}},
-			"node": map[string]any{
-				"id": "sidecar~127.0.0.1~e2e-client.default~default.svc.cluster.local",
-				"metadata": map[string]any{
-					"GENERATOR": "grpc", "NAMESPACE": "default", "CLUSTER_ID": "Kubernetes",
-					"ISTIO_VERSION": "1.31.0", "INSTANCE_IPS": "127.0.0.1",
-				},
-			},
-		}, "", "  ")
+		b, err := c.xdsBootstrap("127.0.0.1", "e2e-client", "default", nil)
 		if err != nil {
 			c.meshClient.err = err
 			return

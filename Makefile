@@ -5,6 +5,11 @@ CACHE_DIR := $(CURDIR)/.cache
 BIN_DIR := $(CURDIR)/bin
 TOOLS_BIN := $(CACHE_DIR)/bin
 export GOFLAGS ?= -buildvcs=false
+# VERSION has one source, the chart's appVersion: the binaries, the image tag and the chart agree.
+VERSION := v$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/lanes/Chart.yaml)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+VERSION_PKG := github.com/kruise-lanes/kruise-lanes/cmd/internal/version
+LDFLAGS := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT)
 # DEMO_TOOLS are the tool groups `make demo` runs (test/tools/build.sh builds only those).
 DEMO_TOOLS := etcd kruise kube kwok traefik istio
 
@@ -20,8 +25,8 @@ demo: ## The seed 002 lane A -> B -> C on a local control plane with Kruise, Tra
 render-demo: ## Show the seed 002 lane's canary Ingress as Kruise will write it (offline, no cluster).
 	$(GO) run ./cmd/kubectl-lanes render -f examples/mse/lane.yaml -f examples/mse/ingress.yaml -f examples/mse/app.yaml
 
-build: ## Build lanes-manager and kubectl-lanes into ./bin.
-	$(GO) build -o $(BIN_DIR)/ ./cmd/...
+build: ## Build lanes-manager and kubectl-lanes into ./bin, stamped with VERSION and COMMIT.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/ ./cmd/lanes-manager ./cmd/kubectl-lanes
 
 unit: lint ## Run the unit, golden and fuzz-seed tests (fast, no cluster).
 	$(GO) test -count=1 ./...

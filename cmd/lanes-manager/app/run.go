@@ -28,6 +28,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/kruise-lanes/kruise-lanes/cmd/internal/version"
 	"github.com/kruise-lanes/kruise-lanes/plugin"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 	"github.com/kruise-lanes/kruise-lanes/webhook"
@@ -42,6 +43,7 @@ func NewCommand() *cobra.Command {
 		Short:        "Kruise Lanes: lane-label webhook and controllers",
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
+		Version:      version.Get().String(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
 				return err
@@ -54,6 +56,7 @@ func NewCommand() *cobra.Command {
 	}
 	o.AddFlags(cmd.Flags())
 	cmd.Flags().AddGoFlagSet(flagSetFor(zapOpts))
+	cmd.SetVersionTemplate("lanes-manager {{.Version}}\n")
 	cmd.AddCommand(newRemoveProvidersCommand())
 	return cmd
 }
@@ -220,7 +223,7 @@ func run(ctx context.Context, o *Options) error {
 			return fmt.Errorf("set up the provider installer: %w", err)
 		}
 	}
-	log.Info("starting", "certMode", o.CertMode, "dnsName", o.DNSName(), "laneHeader", defaults.LaneHeader, "dialects", o.Dialects)
+	log.Info("starting", "version", version.Get().String(), "certMode", o.CertMode, "dnsName", o.DNSName(), "laneHeader", defaults.LaneHeader, "dialects", o.Dialects)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -4,10 +4,14 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"testing"
+	"time"
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kruise-lanes/kruise-lanes/test/e2e/framework"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
@@ -24,6 +28,9 @@ func TestLifecycleTemplateDialectLabel(t *testing.T) {
 		t.Run("base-labels-"+map[bool]string{false: "off", true: "on"}[baseLabels], func(t *testing.T) {
 			ns := cluster.Namespace(t)
 			d := deployment(ns, "mocka", "example.com/mocka:v1", 3)
+			// The template's own label, not the selector's (seed 004 selects app only): the
+			// builder shares one map between them.
+			d.Spec.Template.Labels = maps.Clone(d.Spec.Template.Labels)
 			d.Spec.Template.Labels[trafficrouting.LabelASM] = trafficrouting.BaseTag
 			m := newLaneMember(d, 3, 1, 2)
 			m.create(t, func(tr *rolloutsv1alpha1.TrafficRouting) {
@@ -45,12 +52,21 @@ func TestLifecycleTemplateDialectLabel(t *testing.T) {
 			}
 
 			m.complete(t)
-			err := framework.WaitFor(t.Context(), stepTimeout, "every pod to say "+trafficrouting.LabelASM+": base after the release", func(ctx context.Context) (bool, error) {
-				pods := podsByImage(ctx, t, ns, m.workload.GetName())
-				if len(pods[m.newImage]) != m.replicas {
-					return false, framework.Pending("%d pods on %s, want %d", len(pods[m.newImage]), m.newImage, m.replicas)
+			err := framework.WaitFor(t.Context(), 30*time.Second, "every pod to say "+trafficrouting.LabelASM+": base after the release", func(ctx context.Context) (bool, error) {
+				pods := &corev1.PodList{}
+				if err := cluster.Client.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"app": m.workload.GetName()}); err != nil {
+					return false, err
 				}
-				for _, p := range pods[m.newImage] {
+				var live []corev1.Pod
+				for _, p := range pods.Items {
+					if p.DeletionTimestamp.IsZero() {
+						live = append(live, p)
+					}
+				}
+				if len(live) != m.replicas {
+					return false, framework.Pending("%d pods, want %d", len(live), m.replicas)
+				}
+				for _, p := range live {
 					if got, ok := p.Labels[trafficrouting.LabelASM]; !ok || got != trafficrouting.BaseTag {
 						return false, framework.Pending("pod %s: %s = %q (present %t); labels %v, annotations %v",
 							p.Name, trafficrouting.LabelASM, got, ok, p.Labels, p.Annotations)

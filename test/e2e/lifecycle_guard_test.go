@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,7 @@ type laneGuard struct {
 	mu         sync.Mutex
 	violations []string
 	events     int
+	relists    int
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 }
@@ -123,58 +125,106 @@ func laneList(kind string) *unstructured.UnstructuredList {
 	return l
 }
 
-// watch lists list in ns (checking every object as it is now) and then
-// watches it from that list's resourceVersion until the guard stops, recording what check
-// returns for each event.
+// watch lists list in ns (checking every object as it is now), then watches it from that list's
+// resourceVersion until the guard stops, recording what check returns for each event. A watch
+// the API server ends with 410 Gone (a restarted API server's watch cache starts at etcd's
+// current revision) is followed by a new list, as an informer does: an object known before and
+// missing from it is checked as deleted, every other one as it is then.
 func (g *laneGuard) watch(ctx context.Context, t *testing.T, wc client.WithWatch, ns string, list client.ObjectList, sel client.MatchingLabels, check func(watch.EventType, runtime.Object) string) {
 	t.Helper()
 	opts := []client.ListOption{client.InNamespace(ns)}
 	if sel != nil {
 		opts = append(opts, sel)
 	}
-	if err := wc.List(ctx, list, opts...); err != nil {
-		t.Fatal(err)
+	known := map[string]runtime.Object{}
+	relist := func() (string, error) {
+		l := list.DeepCopyObject().(client.ObjectList)
+		if err := wc.List(ctx, l, opts...); err != nil {
+			return "", err
+		}
+		items, err := meta.ExtractList(l)
+		if err != nil {
+			return "", err
+		}
+		seen := map[string]runtime.Object{}
+		for _, obj := range items {
+			if m, err := meta.Accessor(obj); err == nil {
+				seen[m.GetName()] = obj
+			}
+			g.record(check(watch.Added, obj))
+		}
+		for name, obj := range known {
+			if _, ok := seen[name]; !ok {
+				g.record(check(watch.Deleted, obj))
+			}
+		}
+		known = seen
+		return l.GetResourceVersion(), nil
 	}
-	items, err := meta.ExtractList(list)
+	rv, err := relist()
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, obj := range items {
-		g.record(check(watch.Added, obj))
 	}
 	lw := &cache.ListWatch{WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
 		return wc.Watch(ctx, list.DeepCopyObject().(client.ObjectList), append(opts, &client.ListOptions{Raw: &o})...)
 	}}
-	rw, err := toolswatch.NewRetryWatcherWithContext(ctx, list.GetResourceVersion(), lw)
-	if err != nil {
-		t.Fatal(err)
-	}
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		defer rw.Stop()
-		for {
-			select {
-			case <-ctx.Done():
+		for ctx.Err() == nil {
+			if !g.follow(ctx, rv, lw, known, check) {
 				return
-			case ev, ok := <-rw.ResultChan():
-				if !ok {
-					g.record("a watch ended before the guard stopped")
-					return
-				}
-				switch ev.Type {
-				case watch.Bookmark:
-				case watch.Error:
-					g.record(fmt.Sprintf("watch error: %v", ev.Object))
-				default:
-					g.mu.Lock()
-					g.events++
-					g.mu.Unlock()
-					g.record(check(ev.Type, ev.Object))
-				}
+			}
+			g.mu.Lock()
+			g.relists++
+			g.mu.Unlock()
+			var err error
+			if rv, err = relist(); err != nil && ctx.Err() == nil {
+				g.record(fmt.Sprintf("listing again after a watch ended: %v", err))
+				return
 			}
 		}
 	}()
+}
+
+// follow watches from rv, checking each event and keeping known current, until the guard stops
+// (false) or the watch ends and a new list is needed (true).
+func (g *laneGuard) follow(ctx context.Context, rv string, lw cache.WatcherWithContext, known map[string]runtime.Object, check func(watch.EventType, runtime.Object) string) bool {
+	rw, err := toolswatch.NewRetryWatcherWithContext(ctx, rv, lw)
+	if err != nil {
+		g.record(fmt.Sprintf("watching from %s: %v", rv, err))
+		return false
+	}
+	defer rw.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case ev, ok := <-rw.ResultChan():
+			switch {
+			case !ok:
+				return true
+			case ev.Type == watch.Bookmark:
+			case ev.Type == watch.Error:
+				if status, isStatus := ev.Object.(*metav1.Status); isStatus && status.Code == http.StatusGone {
+					return true
+				}
+				g.record(fmt.Sprintf("watch error: %v", ev.Object))
+			default:
+				if m, err := meta.Accessor(ev.Object); err == nil {
+					if ev.Type == watch.Deleted {
+						delete(known, m.GetName())
+					} else {
+						known[m.GetName()] = ev.Object
+					}
+				}
+				g.mu.Lock()
+				g.events++
+				g.mu.Unlock()
+				g.record(check(ev.Type, ev.Object))
+			}
+		}
+	}
 }
 
 func (g *laneGuard) record(violation string) {
@@ -191,9 +241,9 @@ func (g *laneGuard) stop() {
 	g.wg.Wait()
 }
 
-// check stops the guard and fails the test with every violation it recorded; it returns how many
-// watch events it saw (the caller logs it, so that a guard that saw nothing is noticed).
-func (g *laneGuard) check(t *testing.T, what string) int {
+// check stops the guard and fails the test with every violation it recorded; it logs how many
+// watch events it saw and how often it listed again, so that a guard that saw nothing is noticed.
+func (g *laneGuard) check(t *testing.T, what string) {
 	t.Helper()
 	g.stop()
 	g.mu.Lock()
@@ -201,5 +251,5 @@ func (g *laneGuard) check(t *testing.T, what string) int {
 	if len(g.violations) > 0 {
 		t.Errorf("%s: the lane was not whole at every moment:\n  %s", what, strings.Join(g.violations, "\n  "))
 	}
-	return g.events
+	t.Logf("%s: the guard saw %d watch events and listed again %d times after a watch ended", what, g.events, g.relists)
 }

@@ -49,8 +49,9 @@ func (c *Cluster) StartLanesReplica(t testing.TB, extraArgs ...string) *LanesMan
 			t.Logf("----- %s (last 60 lines of %s)\n%s", m.Name(), m.LogPath(), m.Tail(60))
 		}
 	})
-	if err := m.WaitReadyz(t.Context(), 60*time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, m.Tail(30))
+	if err := m.WaitReadyz(t.Context(), 30*time.Second); err != nil {
+		leading, lerr := m.Leading()
+		t.Fatalf("%v (the replica leads: %v, %v): a replica that does not lead must still serve admissions\n%s", err, leading, lerr, m.Tail(30))
 	}
 	return m
 }

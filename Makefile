@@ -38,8 +38,9 @@ generate: ## Regenerate the provider scripts from luascripts/*/lib and the golde
 bench: ## Benchmarks: our mse.lua against Kruise's (plugin); admission p50/p99 and cache heap at 10,000 pods (webhook).
 	$(GO) test -run XXX -bench . -benchmem -count 5 ./plugin/ ./webhook/
 
-fuzz: ## Fuzz the provider scripts' input for 60 s.
+fuzz: ## Fuzz the provider scripts' input and the pod webhook's (arbitrary pod JSON) for 60 s each.
 	$(GO) test -run XXX -fuzz FuzzIngressScripts -fuzztime 60s ./plugin/
+	$(GO) test -run XXX -fuzz FuzzPodLabeler -fuzztime 60s ./webhook/
 
 chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table.
 	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 $(GO) test -count=1 -v ./test/chart/

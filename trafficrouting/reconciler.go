@@ -3,7 +3,10 @@ package trafficrouting
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/openkruise/rollouts/api/v1alpha1"
@@ -16,9 +19,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -38,6 +44,9 @@ type PodLabelReconciler struct {
 	Resolver *Resolver
 	Recorder record.EventRecorder
 	Observer LabelObserver
+	// Scope limits the namespaces whose pods are labelled to those the pod webhook serves
+	// (nil: every namespace).
+	Scope *NamespaceScope
 }
 
 // Reconcile brings one pod's lane labels to what its lane decides.
@@ -50,18 +59,22 @@ func (r *PodLabelReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 	if !pod.DeletionTimestamp.IsZero() {
 		return reconcile.Result{}, nil
 	}
+	if serves, err := r.Scope.Serves(ctx, pod.Namespace); err != nil || !serves {
+		return reconcile.Result{}, err
+	}
 	decision, err := r.Resolver.Decide(ctx, pod)
 	if err != nil {
 		r.Observer.ReconcileError()
 		return reconcile.Result{}, fmt.Errorf("decide lane labels of pod %s: %w", req, err)
 	}
-	if decision.Problem != nil {
-		// A broken lane leaves its pods as they are; the webhook and the lane's Events say why.
+	if decision.Problem != nil && !errors.Is(decision.Problem, ErrLaneNotFound) {
+		// A misconfigured lane leaves its pods as they are; the webhook and the lane's Events say
+		// why. A lane that does not exist (its TrafficRouting deleted mid-release) has no labels:
+		// the pod gets back to what it was without one.
 		return reconcile.Result{}, nil
 	}
-	current := pod.Annotations[ManagedLabelsAnnotation]
-	change := LabelChanges(pod.Labels, current, decision.Labels)
-	if change.IsEmpty(current) {
+	change := LabelChanges(pod.Labels, pod.Annotations, decision.Labels)
+	if change.IsEmpty(pod.Annotations) {
 		return reconcile.Result{}, nil
 	}
 	if err := r.Client.Patch(ctx, pod, client.RawPatch(types.MergePatchType, mergePatch(change))); err != nil {
@@ -80,11 +93,16 @@ func (r *PodLabelReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 func describe(c LabelChange) string {
 	var parts []string
 	for k, v := range c.Set {
-		parts = append(parts, fmt.Sprintf("set %s=%s", k, v))
+		if slices.Contains(c.Restored, k) {
+			parts = append(parts, fmt.Sprintf("restored %s=%s", k, v))
+		} else {
+			parts = append(parts, fmt.Sprintf("set %s=%s", k, v))
+		}
 	}
 	for _, k := range c.Remove {
 		parts = append(parts, "removed "+k)
 	}
+	sort.Strings(parts)
 	if len(parts) == 0 {
 		return "lane bookkeeping updated"
 	}
@@ -100,14 +118,15 @@ func mergePatch(c LabelChange) []byte {
 	for _, k := range c.Remove {
 		lbls[k] = nil
 	}
-	var managed any
-	if c.Managed != "" {
-		managed = c.Managed
+	annotations := map[string]any{}
+	for k, v := range c.Annotations() {
+		if v == nil {
+			annotations[k] = nil
+		} else {
+			annotations[k] = *v
+		}
 	}
-	patch := map[string]any{"metadata": map[string]any{
-		"labels":      lbls,
-		"annotations": map[string]any{ManagedLabelsAnnotation: managed},
-	}}
+	patch := map[string]any{"metadata": map[string]any{"labels": lbls, "annotations": annotations}}
 	b, _ := json.Marshal(patch) // maps of strings and nil always encode
 	return b
 }
@@ -120,14 +139,68 @@ func (r *PodLabelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&corev1.Pod{}).
 		Watches(&v1beta1.Rollout{}, handler.EnqueueRequestsFromMapFunc(r.podsOfRollout)).
 		Watches(&v1alpha1.TrafficRouting{}, handler.EnqueueRequestsFromMapFunc(r.podsOfLane)).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.podsOfWorkload)).
-		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.podsOfWorkload))
+		// A workload's pods change role only when its revision markers change (a Deployment's
+		// labels, a StatefulSet's or CloneSet's status revisions), and only a Rollout's workload
+		// has lane pods: other changes of other workloads enqueue nothing.
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.podsOfMemberWorkload), builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.podsOfMemberWorkload), builder.WithPredicates(revisionsChanged())).
+		// A namespace that enters the webhook's scope has its pods reconciled.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsOfNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{}))
 	if r.Resolver.CloneSets {
 		cs := &unstructured.Unstructured{}
 		cs.SetGroupVersionKind(CloneSetGVK)
-		b = b.Watches(cs, handler.EnqueueRequestsFromMapFunc(r.podsOfWorkload))
+		b = b.Watches(cs, handler.EnqueueRequestsFromMapFunc(r.podsOfMemberWorkload), builder.WithPredicates(revisionsChanged()))
 	}
 	return b.Complete(r)
+}
+
+// revisionsChanged passes creations, deletions and updates that change status.updateRevision or
+// status.currentRevision (StatefulSets and CloneSets).
+func revisionsChanged() predicate.Predicate {
+	revisions := func(obj client.Object) [2]string {
+		switch w := obj.(type) {
+		case *appsv1.StatefulSet:
+			return [2]string{w.Status.UpdateRevision, w.Status.CurrentRevision}
+		case *unstructured.Unstructured:
+			update, _, _ := unstructured.NestedString(w.Object, "status", "updateRevision")
+			current, _, _ := unstructured.NestedString(w.Object, "status", "currentRevision")
+			return [2]string{update, current}
+		}
+		return [2]string{}
+	}
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return revisions(e.ObjectOld) != revisions(e.ObjectNew)
+	}}
+}
+
+// podsOfMemberWorkload enqueues the pods of a workload only when a Rollout releases it (or, for
+// Kruise's extra canary Deployment, the stable Deployment it names).
+func (r *PodLabelReconciler) podsOfMemberWorkload(ctx context.Context, obj client.Object) []reconcile.Request {
+	kind, name := "", obj.GetName()
+	switch obj.(type) {
+	case *appsv1.Deployment:
+		kind = "Deployment"
+		if stable := obj.GetLabels()[CanaryDeploymentLabel]; stable != "" {
+			name = stable
+		}
+	case *appsv1.StatefulSet:
+		kind = "StatefulSet"
+	case *unstructured.Unstructured:
+		kind = "CloneSet"
+	}
+	list := &v1beta1.RolloutList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{RolloutWorkloadIndex: workloadKey(kind, name)}); err != nil {
+		logf.FromContext(ctx).Error(err, "list rollouts of workload", "kind", kind, "name", name)
+		return nil
+	}
+	if len(list.Items) == 0 {
+		return nil
+	}
+	return r.podsOfWorkload(ctx, obj)
+}
+
+func (r *PodLabelReconciler) podsOfNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.podsMatching(ctx, obj.GetName(), labels.Everything())
 }
 
 func (r *PodLabelReconciler) podsOfLane(ctx context.Context, obj client.Object) []reconcile.Request {

@@ -1,6 +1,9 @@
 package trafficrouting
 
 import (
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -111,5 +114,102 @@ func TestPodsOfRolloutIncludesExtraCanaryDeployment(t *testing.T) {
 	}
 	if names["stable-1"] == 0 || names["canary-1"] == 0 || names["other"] != 0 {
 		t.Errorf("requests %v, want stable-1 and canary-1 but not other", names)
+	}
+}
+
+func TestReconcileLaneDeletedMidRelease(t *testing.T) {
+	// The Rollout still names its lane and is progressing, but the TrafficRouting is gone: the
+	// pod loses the labels the lane gave it.
+	p := pod(map[string]string{"pod-template-hash": "new", "alicloud.service.tag": "gray", "opensergo.io/canary-gray": "gray"}, owner("ReplicaSet", "a-new"))
+	p.Annotations = map[string]string{ManagedLabelsAnnotation: "alicloud.service.tag,opensergo.io/canary-gray"}
+	got, obs, _ := reconcilePod(t, p, deployment("a", map[string]string{StableRevisionLabel: "old"}), replicaSet("a-new", "a"),
+		rollout("rollout-a", "Deployment", "a", "mse-traffic", v1beta1.RolloutPhaseProgressing))
+	if len(laneLabels(got)) != 0 || got.Annotations[ManagedLabelsAnnotation] != "" {
+		t.Errorf("lane labels %v (managed %q) left on a pod whose lane was deleted", laneLabels(got), got.Annotations[ManagedLabelsAnnotation])
+	}
+	if obs.removed != 2 {
+		t.Errorf("removed %d, want 2", obs.removed)
+	}
+}
+
+func TestReconcileMisconfiguredLaneLeavesPodsAlone(t *testing.T) {
+	p := pod(map[string]string{"pod-template-hash": "new", "alicloud.service.tag": "gray"}, owner("ReplicaSet", "a-new"))
+	p.Annotations = map[string]string{ManagedLabelsAnnotation: "alicloud.service.tag"}
+	got, obs, _ := reconcilePod(t, p, deployment("a", map[string]string{StableRevisionLabel: "old"}), replicaSet("a-new", "a"),
+		rollout("rollout-a", "Deployment", "a", "mse-traffic", v1beta1.RolloutPhaseProgressing), lane("mse-traffic", map[string]string{AnnotationDialects: "nope"}, "gray"))
+	if got.Labels["alicloud.service.tag"] != "gray" || obs.removed != 0 {
+		t.Errorf("a misconfigured lane changed its pod: labels %v, removed %d", got.Labels, obs.removed)
+	}
+}
+
+func TestReconcileGivesTemplateLabelBack(t *testing.T) {
+	// Seed 004's template sets ASM_TRAFFIC_TAG: base. While releasing, the canary pod says the
+	// lane's tag; once the Rollout is healthy it says base again, with base labels off and on.
+	asm := map[string]string{AnnotationDialects: "asm"}
+	for _, baseLabels := range []string{"false", "true"} {
+		t.Run("base-labels="+baseLabels, func(t *testing.T) {
+			asm[AnnotationBaseLabels] = baseLabels
+			p := pod(map[string]string{"pod-template-hash": "new", LabelASM: "base"}, owner("ReplicaSet", "a-new"))
+			objs := []client.Object{deployment("a", map[string]string{StableRevisionLabel: "old"}), replicaSet("a-new", "a"), lane("asm-traffic", asm, "gray")}
+			got, _, _ := reconcilePod(t, p, append(objs, rollout("rollout-a", "Deployment", "a", "asm-traffic", v1beta1.RolloutPhaseProgressing))...)
+			if got.Labels[LabelASM] != "gray" || got.Annotations[OriginalLabelsAnnotation] != `{"ASM_TRAFFIC_TAG":"base"}` {
+				t.Fatalf("releasing: %s=%q, originals %q", LabelASM, got.Labels[LabelASM], got.Annotations[OriginalLabelsAnnotation])
+			}
+			got.ResourceVersion = ""
+			done, _, rec := reconcilePod(t, got, append(objs, rollout("rollout-a", "Deployment", "a", "asm-traffic", v1beta1.RolloutPhaseHealthy))...)
+			if done.Labels[LabelASM] != "base" {
+				t.Errorf("after the release %s=%q, want the template's base", LabelASM, done.Labels[LabelASM])
+			}
+			for _, a := range []string{ManagedLabelsAnnotation, OriginalLabelsAnnotation} {
+				if v, ok := done.Annotations[a]; ok {
+					t.Errorf("annotation %s=%q left after the release", a, v)
+				}
+			}
+			if ev := <-rec.Events; !strings.Contains(ev, "restored ASM_TRAFFIC_TAG=base") {
+				t.Errorf("event %q does not say the label was restored", ev)
+			}
+		})
+	}
+}
+
+func TestWorkloadEventsEnqueueOnlyLaneMembers(t *testing.T) {
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}}
+	member := deployment("a", nil)
+	member.Spec.Selector = sel
+	canary := deployment("a-canary", map[string]string{CanaryDeploymentLabel: "a"})
+	canary.Spec.Selector = sel
+	other := deployment("b", nil)
+	other.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "b"}}
+	pa := pod(map[string]string{"app": "a"}, nil)
+	pa.Name = "a-1"
+	pb := pod(map[string]string{"app": "b"}, nil)
+	pb.Name = "b-1"
+	c := fake.NewClientBuilder().WithScheme(scheme(t)).
+		WithObjects(member, canary, other, pa, pb, rollout("rollout-a", "Deployment", "a", "lane", v1beta1.RolloutPhaseProgressing)).
+		WithIndex(&v1beta1.Rollout{}, RolloutWorkloadIndex, IndexRolloutWorkload).Build()
+	r := &PodLabelReconciler{Client: c, Resolver: &Resolver{Reader: c}}
+	for _, tc := range []struct {
+		workload client.Object
+		want     int
+	}{{member, 1}, {canary, 1}, {other, 0}} {
+		if got := r.podsOfMemberWorkload(t.Context(), tc.workload); len(got) != tc.want {
+			t.Errorf("%s: %d requests %v, want %d", tc.workload.GetName(), len(got), got, tc.want)
+		}
+	}
+}
+
+func TestRevisionsChangedPredicate(t *testing.T) {
+	old := &appsv1.StatefulSet{}
+	old.Status.UpdateRevision, old.Status.CurrentRevision = "s-1", "s-1"
+	scaled := old.DeepCopy()
+	scaled.Status.ReadyReplicas = 3
+	released := old.DeepCopy()
+	released.Status.UpdateRevision = "s-2"
+	p := revisionsChanged()
+	if p.Update(event.UpdateEvent{ObjectOld: old, ObjectNew: scaled}) {
+		t.Error("a status change that keeps the revisions passed")
+	}
+	if !p.Update(event.UpdateEvent{ObjectOld: old, ObjectNew: released}) {
+		t.Error("a new update revision was filtered out")
 	}
 }

@@ -1,6 +1,7 @@
 package trafficrouting
 
 import (
+	"encoding/json"
 	"sort"
 	"strings"
 
@@ -93,39 +94,70 @@ func (l Lane) DesiredLabels(role Role) map[string]string {
 }
 
 // ManagedLabelsAnnotation on a pod lists the lane labels Kruise Lanes put there; only those are
-// ever removed, so a label a user or a pod template set is never taken away.
+// ever removed or changed back, so a label a user or a pod template set is never taken away.
 const ManagedLabelsAnnotation = AnnotationPrefix + "managed-labels"
+
+// OriginalLabelsAnnotation on a pod keeps, as a JSON object, the values that labels had before
+// Kruise Lanes gave them the lane's value (a pod template's own ASM_TRAFFIC_TAG: base, say). When
+// the lane no longer wants such a label, it gets its original value back instead of being removed.
+const OriginalLabelsAnnotation = AnnotationPrefix + "original-labels"
 
 // LabelChange is what to do to a pod's labels to reach its lane labels.
 type LabelChange struct {
-	// Set are labels to add or change.
+	// Set are labels to add or change (a lane value, or an original value given back).
 	Set map[string]string
-	// Remove are labels to delete (only ones Kruise Lanes manages).
+	// Remove are labels to delete (only ones Kruise Lanes added).
 	Remove []string
 	// Managed is the new value of ManagedLabelsAnnotation ("" when nothing is managed).
 	Managed string
+	// Originals is the new value of OriginalLabelsAnnotation ("" when nothing is kept).
+	Originals string
+	// Restored are the labels in Set that get their original value back.
+	Restored []string
 }
 
-// IsEmpty reports whether the change changes nothing.
-func (c LabelChange) IsEmpty(currentManaged string) bool {
-	return len(c.Set) == 0 && len(c.Remove) == 0 && c.Managed == currentManaged
+// IsEmpty reports whether the change changes nothing on an object with these annotations.
+func (c LabelChange) IsEmpty(annotations map[string]string) bool {
+	return len(c.Set) == 0 && len(c.Remove) == 0 &&
+		c.Managed == annotations[ManagedLabelsAnnotation] && c.Originals == annotations[OriginalLabelsAnnotation]
 }
 
-// LabelChanges compares a pod's labels and managed-labels annotation with the lane labels it
-// should carry. Labels already present with the desired value are left unmanaged (someone else
-// put them there); managed labels no longer desired are removed.
-func LabelChanges(labels map[string]string, managedAnnotation string, desired map[string]string) LabelChange {
+// LabelChanges compares a pod's labels and bookkeeping annotations with the lane labels it should
+// carry. A label already present with the desired value is left unmanaged (someone else put it
+// there). A label present with another value that is not ours is taken over, and its value kept in
+// OriginalLabelsAnnotation. A managed label the lane no longer wants gets its original value back,
+// or is removed if it had none; once a label is back at its original value it is no longer managed.
+func LabelChanges(labels, annotations map[string]string, desired map[string]string) LabelChange {
 	managed := map[string]bool{}
-	for _, k := range strings.Split(managedAnnotation, ",") {
+	for _, k := range strings.Split(annotations[ManagedLabelsAnnotation], ",") {
 		if k = strings.TrimSpace(k); k != "" {
 			managed[k] = true
+		}
+	}
+	originals := parseOriginals(annotations[OriginalLabelsAnnotation])
+	for k := range originals {
+		if !managed[k] {
+			delete(originals, k) // bookkeeping of a label no longer ours
 		}
 	}
 	change := LabelChange{Set: map[string]string{}}
 	var keep []string
 	for k, v := range desired {
+		current, present := labels[k]
+		if orig, ok := originals[k]; ok && orig == v {
+			// The lane now wants the label's original value: give it back and let it go.
+			if current != v {
+				change.Set[k] = v
+				change.Restored = append(change.Restored, k)
+			}
+			delete(originals, k)
+			continue
+		}
 		switch {
-		case labels[k] != v:
+		case current != v:
+			if present && !managed[k] {
+				originals[k] = current
+			}
 			change.Set[k] = v
 			keep = append(keep, k)
 		case managed[k]:
@@ -133,19 +165,52 @@ func LabelChanges(labels map[string]string, managedAnnotation string, desired ma
 		}
 	}
 	for k := range managed {
-		if _, ok := desired[k]; !ok {
-			if _, present := labels[k]; present {
-				change.Remove = append(change.Remove, k)
+		if _, ok := desired[k]; ok {
+			continue
+		}
+		current, present := labels[k]
+		if orig, ok := originals[k]; ok {
+			if current != orig {
+				change.Set[k] = orig
+				change.Restored = append(change.Restored, k)
 			}
+			delete(originals, k)
+			continue
+		}
+		if present {
+			change.Remove = append(change.Remove, k)
 		}
 	}
 	sort.Strings(keep)
 	sort.Strings(change.Remove)
+	sort.Strings(change.Restored)
 	change.Managed = strings.Join(keep, ",")
+	change.Originals = formatOriginals(originals)
 	return change
 }
 
-// Apply makes the change on an object's labels and managed-labels annotation.
+// parseOriginals reads OriginalLabelsAnnotation; a value that is not a JSON object of strings
+// (someone edited it) keeps nothing, so the labels it named are then removed like any other.
+func parseOriginals(s string) map[string]string {
+	out := map[string]string{}
+	if s == "" {
+		return out
+	}
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return map[string]string{}
+	}
+	return out
+}
+
+func formatOriginals(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(m) // a map of strings always encodes, with sorted keys
+	return string(b)
+}
+
+// Apply makes the change on an object's labels and bookkeeping annotations.
 func (c LabelChange) Apply(obj metav1.Object) {
 	labels := obj.GetLabels()
 	if labels == nil {
@@ -159,13 +224,27 @@ func (c LabelChange) Apply(obj metav1.Object) {
 	}
 	obj.SetLabels(labels)
 	annotations := obj.GetAnnotations()
-	if c.Managed == "" {
-		delete(annotations, ManagedLabelsAnnotation)
-	} else {
-		if annotations == nil {
-			annotations = map[string]string{}
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	for k, v := range c.Annotations() {
+		if v == nil {
+			delete(annotations, k)
+		} else {
+			annotations[k] = *v
 		}
-		annotations[ManagedLabelsAnnotation] = c.Managed
 	}
 	obj.SetAnnotations(annotations)
+}
+
+// Annotations are the bookkeeping annotations the change sets (a value) or removes (nil).
+func (c LabelChange) Annotations() map[string]*string {
+	out := map[string]*string{ManagedLabelsAnnotation: nil, OriginalLabelsAnnotation: nil}
+	if c.Managed != "" {
+		out[ManagedLabelsAnnotation] = &c.Managed
+	}
+	if c.Originals != "" {
+		out[OriginalLabelsAnnotation] = &c.Originals
+	}
+	return out
 }

@@ -1,10 +1,12 @@
 package trafficrouting
 
 import (
+	"maps"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestRoleOf(t *testing.T) {
@@ -66,10 +68,11 @@ func TestRoleOf(t *testing.T) {
 func TestLabelChanges(t *testing.T) {
 	gray := map[string]string{"alicloud.service.tag": "gray", "opensergo.io/canary-gray": "gray"}
 	tests := map[string]struct {
-		labels  map[string]string
-		managed string
-		desired map[string]string
-		want    LabelChange
+		labels    map[string]string
+		managed   string
+		originals string
+		desired   map[string]string
+		want      LabelChange
 	}{
 		"new canary pod": {
 			labels: map[string]string{"app": "a"}, desired: gray,
@@ -92,12 +95,57 @@ func TestLabelChanges(t *testing.T) {
 			labels: map[string]string{}, managed: "kruise-lanes.io/lane", desired: map[string]string{},
 			want: LabelChange{Set: map[string]string{}},
 		},
+		"a template's own dialect label is taken over and its value kept": {
+			labels:  map[string]string{"app": "a", "ASM_TRAFFIC_TAG": "base"},
+			desired: map[string]string{"ASM_TRAFFIC_TAG": "gray"},
+			want: LabelChange{Set: map[string]string{"ASM_TRAFFIC_TAG": "gray"}, Managed: "ASM_TRAFFIC_TAG",
+				Originals: `{"ASM_TRAFFIC_TAG":"base"}`},
+		},
+		"promoted, base labels off: the template's value comes back": {
+			labels:  map[string]string{"ASM_TRAFFIC_TAG": "gray"},
+			managed: "ASM_TRAFFIC_TAG", originals: `{"ASM_TRAFFIC_TAG":"base"}`, desired: map[string]string{},
+			want: LabelChange{Set: map[string]string{"ASM_TRAFFIC_TAG": "base"}, Restored: []string{"ASM_TRAFFIC_TAG"}},
+		},
+		"promoted, base labels on: the lane wants the original value, which is no longer ours": {
+			labels:  map[string]string{"ASM_TRAFFIC_TAG": "gray"},
+			managed: "ASM_TRAFFIC_TAG", originals: `{"ASM_TRAFFIC_TAG":"base"}`, desired: map[string]string{"ASM_TRAFFIC_TAG": "base"},
+			want: LabelChange{Set: map[string]string{"ASM_TRAFFIC_TAG": "base"}, Restored: []string{"ASM_TRAFFIC_TAG"}},
+		},
+		"steady state of a taken-over label": {
+			labels:  map[string]string{"ASM_TRAFFIC_TAG": "gray"},
+			managed: "ASM_TRAFFIC_TAG", originals: `{"ASM_TRAFFIC_TAG":"base"}`, desired: map[string]string{"ASM_TRAFFIC_TAG": "gray"},
+			want: LabelChange{Set: map[string]string{}, Managed: "ASM_TRAFFIC_TAG", Originals: `{"ASM_TRAFFIC_TAG":"base"}`},
+		},
+		"an edited originals annotation keeps nothing: the managed label is removed": {
+			labels:  map[string]string{"ASM_TRAFFIC_TAG": "gray"},
+			managed: "ASM_TRAFFIC_TAG", originals: `not json`, desired: map[string]string{},
+			want: LabelChange{Set: map[string]string{}, Remove: []string{"ASM_TRAFFIC_TAG"}},
+		},
+		"an original of a label that is not managed is dropped": {
+			labels:    map[string]string{"ASM_TRAFFIC_TAG": "base"},
+			originals: `{"ASM_TRAFFIC_TAG":"x"}`, desired: map[string]string{},
+			want: LabelChange{Set: map[string]string{}},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got := LabelChanges(tc.labels, tc.managed, tc.desired)
+			annotations := map[string]string{}
+			if tc.managed != "" {
+				annotations[ManagedLabelsAnnotation] = tc.managed
+			}
+			if tc.originals != "" {
+				annotations[OriginalLabelsAnnotation] = tc.originals
+			}
+			got := LabelChanges(tc.labels, annotations, tc.desired)
 			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
+			}
+			// Applying the change reaches a fixed point: a second comparison finds nothing to do.
+			p := &corev1.Pod{}
+			p.Labels, p.Annotations = maps.Clone(tc.labels), annotations
+			got.Apply(p)
+			if again := LabelChanges(p.Labels, p.Annotations, tc.desired); !again.IsEmpty(p.Annotations) {
+				t.Errorf("after applying, a second change is not empty: %+v", again)
 			}
 		})
 	}

@@ -6,10 +6,13 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
@@ -72,29 +75,76 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	}
 	if decision.Problem != nil {
 		h.Observer.Admission(OutcomeMisconfigured)
-		h.Recorder.Event(decision.Rollout, corev1.EventTypeWarning, "LaneMisconfigured", decision.Problem.Error())
+		// sideEffects: None — a dry-run admission (kubectl apply --dry-run=server) records nothing.
+		if req.DryRun == nil || !*req.DryRun {
+			h.Recorder.Event(decision.Rollout, corev1.EventTypeWarning, "LaneMisconfigured", decision.Problem.Error())
+		}
 		return admission.Allowed("").WithWarnings("kruise-lanes: " + decision.Problem.Error())
 	}
 	if decision.Lane == nil {
 		h.Observer.Admission(OutcomeUnchanged)
 		return admission.Allowed("pod is in no lane")
 	}
-	current := pod.Annotations[trafficrouting.ManagedLabelsAnnotation]
-	change := trafficrouting.LabelChanges(pod.Labels, current, decision.Labels)
-	if change.IsEmpty(current) {
+	change := trafficrouting.LabelChanges(pod.Labels, pod.Annotations, decision.Labels)
+	if change.IsEmpty(pod.Annotations) {
 		h.Observer.Admission(OutcomeUnchanged)
 		return admission.Allowed("lane labels already in place")
-	}
-	mutated := pod.DeepCopy()
-	change.Apply(mutated)
-	raw, err := json.Marshal(mutated)
-	if err != nil {
-		h.Observer.Admission(OutcomeError)
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encode pod: %w", err))
 	}
 	h.Observer.Admission(OutcomeLabelled)
 	h.Observer.LabelsApplied(len(change.Set))
 	h.Observer.LabelsRemoved(len(change.Remove))
 	log.V(1).Info("stamping lane labels", "lane", decision.Lane.Name, "role", decision.Role, "rollout", decision.Rollout.Name, "set", change.Set, "remove", change.Remove)
-	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+	return admission.Patched("lane labels", MetadataPatch(pod.Labels, pod.Annotations, change)...)
+}
+
+// MetadataPatch is the JSON patch of a label change on an object with these labels and
+// annotations. It touches nothing but those two maps, so fields of the object this binary's Go
+// types do not know (a newer API server's) are never removed.
+func MetadataPatch(labels, annotations map[string]string, c trafficrouting.LabelChange) []jsonpatch.JsonPatchOperation {
+	set := map[string]*string{}
+	for k, v := range c.Set {
+		set[k] = &v
+	}
+	for _, k := range c.Remove {
+		set[k] = nil
+	}
+	ops := mapPatch("/metadata/labels", labels, set)
+	return append(ops, mapPatch("/metadata/annotations", annotations, c.Annotations())...)
+}
+
+// mapPatch sets (non-nil) or removes (nil) keys of the string map at path, whose current content
+// is current (nil when the map is absent). Keys are patched in sorted order.
+func mapPatch(path string, current map[string]string, change map[string]*string) []jsonpatch.JsonPatchOperation {
+	var ops []jsonpatch.JsonPatchOperation
+	if current == nil {
+		whole := map[string]string{}
+		for k, v := range change {
+			if v != nil {
+				whole[k] = *v
+			}
+		}
+		if len(whole) == 0 {
+			return nil
+		}
+		return []jsonpatch.JsonPatchOperation{jsonpatch.NewOperation("add", path, whole)}
+	}
+	for _, k := range slices.Sorted(maps.Keys(change)) {
+		v := change[k]
+		old, present := current[k]
+		member := path + "/" + escapePointer(k)
+		switch {
+		case v == nil && present:
+			ops = append(ops, jsonpatch.NewOperation("remove", member, nil))
+		case v != nil && !present:
+			ops = append(ops, jsonpatch.NewOperation("add", member, *v))
+		case v != nil && old != *v:
+			ops = append(ops, jsonpatch.NewOperation("replace", member, *v))
+		}
+	}
+	return ops
+}
+
+// escapePointer escapes a map key as one JSON Pointer reference token (RFC 6901).
+func escapePointer(key string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
 }

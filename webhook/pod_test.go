@@ -31,7 +31,7 @@ func (c *counts) Admission(o Outcome) { c.outcomes[o]++ }
 func (c *counts) LabelsApplied(n int) { c.applied += n }
 func (c *counts) LabelsRemoved(n int) { c.removed += n }
 
-func newScheme(t *testing.T) *runtime.Scheme {
+func newScheme(t testing.TB) *runtime.Scheme {
 	t.Helper()
 	s, err := trafficrouting.NewScheme()
 	if err != nil {
@@ -54,7 +54,7 @@ func fixture(tag string) []client.Object {
 	}
 }
 
-func handler(t *testing.T, objs []client.Object) (*PodLabeler, *counts, *record.FakeRecorder) {
+func handler(t testing.TB, objs []client.Object) (*PodLabeler, *counts, *record.FakeRecorder) {
 	t.Helper()
 	s := newScheme(t)
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).

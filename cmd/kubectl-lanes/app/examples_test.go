@@ -18,9 +18,9 @@ func TestJenkinsfileCommandsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	params := regexp.MustCompile(`\$\{params\.([A-Z_]+)\}`)
+	params := regexp.MustCompile(`"\$([A-Z_]+)"`)
 	var lines []string
-	for _, m := range regexp.MustCompile(`sh "kubectl lanes ([^"]*)"`).FindAllStringSubmatch(string(raw), -1) {
+	for _, m := range regexp.MustCompile(`sh 'kubectl lanes ([^']*)'`).FindAllStringSubmatch(string(raw), -1) {
 		lines = append(lines, m[1])
 	}
 	if len(lines) < 5 {
@@ -52,6 +52,29 @@ func TestJenkinsfileCommandsParse(t *testing.T) {
 	for _, v := range []string{"wait", "status", "trace", "approve", "rollback"} {
 		if !verbs[v] {
 			t.Errorf("the Jenkinsfile no longer runs kubectl lanes %s", v)
+		}
+	}
+}
+
+// TestJenkinsfileNeverInterpolatesIntoShell: a Groovy-interpolated `sh "...${params.X}..."` puts a
+// build parameter's text into shell code, so a value such as `x; rm -rf ~` would run. Every sh
+// step must be a single-quoted Groovy string that reads the parameters from the environment, in
+// double quotes.
+func TestJenkinsfileNeverInterpolatesIntoShell(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "jenkins", "Jenkinsfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(raw)
+	if m := regexp.MustCompile(`\bsh\s*\(?\s*"`).FindAllString(src, -1); len(m) > 0 {
+		t.Errorf("%d sh steps use a double-quoted (interpolating) Groovy string", len(m))
+	}
+	if strings.Contains(src, "${") {
+		t.Error("the Jenkinsfile interpolates ${...} into a Groovy string")
+	}
+	for _, p := range []string{"NAMESPACE", "LANE", "VERSION", "SERVICES"} {
+		if !strings.Contains(src, `"$`+p) {
+			t.Errorf("parameter %s is never read from the environment in double quotes", p)
 		}
 	}
 }

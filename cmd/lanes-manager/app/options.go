@@ -82,7 +82,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CertMode, "cert-mode", o.CertMode, "self: generate and rotate the serving certificate; files: use the files in --cert-dir (cert-manager)")
 	fs.StringVar(&o.CertSecret, "cert-secret", o.CertSecret, "Secret that holds the CA and serving certificate in --cert-mode=self")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace of the manager (certificate Secret, leader election)")
-	fs.StringVar(&o.WebhookConfigName, "webhook-configuration", o.WebhookConfigName, "MutatingWebhookConfiguration whose caBundle --cert-mode=self keeps current")
+	fs.StringVar(&o.WebhookConfigName, "webhook-configuration", o.WebhookConfigName, "our MutatingWebhookConfiguration: --cert-mode=self keeps its caBundle current, and the label reconciler serves only the namespaces its namespaceSelector selects")
 	fs.StringVar(&o.WebhookDNSName, "webhook-dns-name", o.WebhookDNSName, "DNS name in the serving certificate (default: lanes-webhook.<namespace>.svc)")
 	fs.StringVar(&o.LaneHeader, "lane-header", o.LaneHeader, "default lane header whose injected value is a lane's tag")
 	fs.StringVar(&o.Dialects, "dialects", o.Dialects, "default label dialects, comma separated: "+strings.Join(trafficrouting.DialectNames(), ", "))

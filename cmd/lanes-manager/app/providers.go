@@ -4,61 +4,105 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/kruise-lanes/kruise-lanes/plugin"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
-// providerInstaller applies our scripts into Kruise's ConfigMap once the manager leads, retrying
-// until it succeeds (Kruise's namespace may appear after us).
-type providerInstaller struct {
+// providerReconciler keeps our scripts in Kruise's ConfigMap: it runs the installer when the
+// manager starts leading and on every change of the ConfigMap, so a key someone deletes or edits is
+// put back within moments, and reports what it did as Events on the ConfigMap.
+type providerReconciler struct {
 	installer *plugin.Installer
 	recorder  record.EventRecorder
+	// skipped is the last set of skipped keys reported, so an unchanged refusal is not repeated
+	// on every change of the ConfigMap.
+	skipped string
 }
 
-// NeedLeaderElection: only the leader writes the ConfigMap.
-func (p *providerInstaller) NeedLeaderElection() bool { return true }
-
-// Start installs the providers and reports what it did as Events on the ConfigMap.
-func (p *providerInstaller) Start(ctx context.Context) error {
-	log := ctrl.Log.WithName("provider-installer")
-	var res plugin.InstallResult
-	err := wait.PollUntilContextCancel(ctx, 5*time.Second, true, func(ctx context.Context) (bool, error) {
-		var err error
-		res, err = p.installer.Install(ctx)
-		if err != nil {
-			log.Error(err, "installing providers; retrying")
-			return false, nil
-		}
-		return true, nil
+// SetupWithManager registers the reconciler. Controllers run on the leader only, so only the
+// leader writes the ConfigMap.
+func (p *providerReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	key := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.installer.Namespace, Name: plugin.ConfigMapName}}
+	isKruiseConfig := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return o.GetNamespace() == key.Namespace && o.GetName() == key.Name
 	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("providers").
+		For(&corev1.ConfigMap{}, builder.WithPredicates(isKruiseConfig)).
+		// The ConfigMap may not exist yet: install once at start whatever the informer holds.
+		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			q.Add(key)
+			return nil
+		})).
+		Complete(p)
+}
+
+// Reconcile installs or repairs the providers. An error (Kruise's namespace missing, the API
+// server unreachable) is retried with backoff.
+func (p *providerReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	log := logf.FromContext(ctx).WithName("providers")
+	cm, res, err := p.installer.Install(ctx)
 	if err != nil {
-		return nil // the manager is stopping
+		return reconcile.Result{}, err
 	}
-	ref := &corev1.ConfigMap{}
-	ref.Namespace, ref.Name = p.installer.Namespace, plugin.ConfigMapName
-	if err := p.installer.Client.Get(ctx, client.ObjectKeyFromObject(ref), ref); err == nil {
-		if len(res.Installed) > 0 {
-			p.recorder.Eventf(ref, corev1.EventTypeNormal, "ProvidersInstalled", "Kruise Lanes installed %s", strings.Join(res.Installed, ", "))
-		}
-		if len(res.Replaced) > 0 {
-			p.recorder.Eventf(ref, corev1.EventTypeWarning, "ProvidersReplaced", "Kruise Lanes replaced keys someone else had set: %s", strings.Join(res.Replaced, ", "))
-		}
-		if len(res.Skipped) > 0 {
-			p.recorder.Eventf(ref, corev1.EventTypeWarning, "ProvidersSkipped", "Kruise Lanes left keys someone else set untouched: %s (allow --overwrite-providers to replace them)", strings.Join(res.Skipped, ", "))
+	if res.Changed() {
+		log.Info("providers written", "result", res.Keys)
+	}
+	p.report(cm, res)
+	return reconcile.Result{}, nil
+}
+
+func (p *providerReconciler) report(cm *corev1.ConfigMap, res plugin.InstallResult) {
+	if installed := res.With(plugin.ActionInstalled, plugin.ActionUpdated); len(installed) > 0 {
+		p.recorder.Eventf(cm, corev1.EventTypeNormal, "ProvidersInstalled", "Kruise Lanes installed this build's scripts: %s", describeKeys(installed))
+	}
+	if repaired := res.With(plugin.ActionRepaired); len(repaired) > 0 {
+		p.recorder.Eventf(cm, corev1.EventTypeWarning, "ProvidersRepaired", "Kruise Lanes put back its scripts: %s (to use another script for a class, leave it out of --providers)", describeKeys(repaired))
+	}
+	if replaced := res.With(plugin.ActionReplaced); len(replaced) > 0 {
+		p.recorder.Eventf(cm, corev1.EventTypeWarning, "ProvidersReplaced", "Kruise Lanes replaced keys someone else had set, as --overwrite-providers allows: %s", describeKeys(replaced))
+	}
+	skipped := res.With(plugin.ActionSkipped)
+	if s := describeKeys(skipped); s != p.skipped {
+		p.skipped = s
+		if len(skipped) > 0 {
+			p.recorder.Eventf(cm, corev1.EventTypeWarning, "ProvidersSkipped", "Kruise Lanes left keys someone else set untouched: %s; Kruise runs that script for these classes, not ours (allow --overwrite-providers to replace them)", s)
 		}
 	}
-	log.Info("providers installed", "installed", res.Installed, "replaced", res.Replaced, "skipped", res.Skipped)
-	<-ctx.Done()
-	return nil
+}
+
+// describeKeys names each key with what happened to it.
+func describeKeys(keys []plugin.KeyResult) string {
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		switch {
+		case k.Action == plugin.ActionUpdated:
+			parts = append(parts, k.Key+" (updated from an earlier build)")
+		case k.Deleted:
+			parts = append(parts, k.Key+" (deleted by someone else)")
+		case len(k.Managers) > 0 && k.Action == plugin.ActionRepaired:
+			parts = append(parts, fmt.Sprintf("%s (changed by %s)", k.Key, strings.Join(k.Managers, ", ")))
+		case len(k.Managers) > 0:
+			parts = append(parts, fmt.Sprintf("%s (set by %s)", k.Key, strings.Join(k.Managers, ", ")))
+		default:
+			parts = append(parts, k.Key)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // newRemoveProvidersCommand removes our keys from Kruise's ConfigMap (the chart's pre-delete hook).
@@ -81,7 +125,7 @@ func newRemoveProvidersCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("create client: %w", err)
 			}
-			if err := (&plugin.Installer{Client: c, Namespace: o.KruiseNamespace}).Uninstall(cmd.Context()); err != nil {
+			if err := (&plugin.Installer{Reader: c, Writer: c, Namespace: o.KruiseNamespace}).Uninstall(cmd.Context()); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed Kruise Lanes providers from %s/%s\n", o.KruiseNamespace, plugin.ConfigMapName)

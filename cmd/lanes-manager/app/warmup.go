@@ -1,0 +1,68 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/openkruise/rollouts/api/v1alpha1"
+	"github.com/openkruise/rollouts/api/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+)
+
+// cacheWarmer starts, on every replica, the informers the pod webhook reads, and reports ready
+// once they have synced. Without it a follower (which runs no controller) would start each
+// informer on its first admission and answer that admission from an empty cache: a canary pod
+// admitted without its labels.
+type cacheWarmer struct {
+	cache   cache.Cache
+	objects []client.Object
+	synced  chan struct{}
+}
+
+func newCacheWarmer(c cache.Cache, cloneSets bool) *cacheWarmer {
+	objs := []client.Object{&appsv1.ReplicaSet{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &v1beta1.Rollout{}, &v1alpha1.TrafficRouting{}}
+	if cloneSets {
+		cs := &unstructured.Unstructured{}
+		cs.SetGroupVersionKind(trafficrouting.CloneSetGVK)
+		objs = append(objs, cs)
+	}
+	return &cacheWarmer{cache: c, objects: objs, synced: make(chan struct{})}
+}
+
+// NeedLeaderElection: every replica serves the webhook, so every replica warms its cache.
+func (w *cacheWarmer) NeedLeaderElection() bool { return false }
+
+// Start gets each informer (which starts it) and waits for all of them to sync.
+func (w *cacheWarmer) Start(ctx context.Context) error {
+	for _, obj := range w.objects {
+		if _, err := w.cache.GetInformer(ctx, obj); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("start the informer for %T: %w", obj, err)
+		}
+	}
+	if !w.cache.WaitForCacheSync(ctx) {
+		return nil // stopping
+	}
+	close(w.synced)
+	<-ctx.Done()
+	return nil
+}
+
+// Check is a readyz check: not ready until the webhook's informers have synced.
+func (w *cacheWarmer) Check(_ *http.Request) error {
+	select {
+	case <-w.synced:
+		return nil
+	default:
+		return errors.New("the caches the webhook reads have not synced yet")
+	}
+}

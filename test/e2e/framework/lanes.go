@@ -82,14 +82,35 @@ func (c *Cluster) LaunchLanesManager(ctx context.Context, certDir string, extraA
 	if err := c.ensureLanesWebhookConfiguration(ctx, 0); err != nil {
 		return nil, err
 	}
+	m, err := newLanesManager()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ensureLanesWebhookConfiguration(ctx, m.WebhookPort); err != nil {
+		return nil, err
+	}
+	if err := c.spawnLanesManager(m, bin, certDir, extraArgs); err != nil {
+		return nil, err
+	}
+	if err := m.waitReady(ctx, c.Client); err != nil {
+		tail := m.Tail(30)
+		return nil, errors.Join(fmt.Errorf("%w\n%s", err, tail), m.Close())
+	}
+	return m, nil
+}
+
+// newLanesManager picks the ports of a lanes-manager about to start.
+func newLanesManager() (*LanesManager, error) {
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	m := &LanesManager{WebhookPort: ports[0], MetricsPort: ports[1], ProbePort: ports[2]}
-	if err := c.ensureLanesWebhookConfiguration(ctx, m.WebhookPort); err != nil {
-		return nil, err
-	}
+	return &LanesManager{WebhookPort: ports[0], MetricsPort: ports[1], ProbePort: ports[2]}, nil
+}
+
+// spawnLanesManager keeps the certificate Secret's files in certDir and starts lanes-manager on
+// m's ports with the suite's flags (leader election off unless extraArgs turn it on).
+func (c *Cluster) spawnLanesManager(m *LanesManager, bin, certDir string, extraArgs []string) error {
 	m.unmount = c.mountSecret(LanesNamespace, "lanes-webhook-cert", certDir)
 	args := []string{
 		"--namespace=" + LanesNamespace,
@@ -103,7 +124,7 @@ func (c *Cluster) LaunchLanesManager(ctx context.Context, certDir string, extraA
 		"--webhook-dns-name=localhost",
 	}
 	name := "lanes-manager-" + strconv.Itoa(m.WebhookPort)
-	m.Process, err = c.sup.Start(ProcessSpec{
+	p, err := c.sup.Start(ProcessSpec{
 		Name: name,
 		Path: bin,
 		Args: append(args, extraArgs...),
@@ -111,13 +132,10 @@ func (c *Cluster) LaunchLanesManager(ctx context.Context, certDir string, extraA
 	})
 	if err != nil {
 		m.unmount()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
+		return fmt.Errorf("starting %s: %w", name, err)
 	}
-	if err := m.waitReady(ctx, c.Client); err != nil {
-		tail := m.Tail(30)
-		return nil, errors.Join(fmt.Errorf("%w\n%s", err, tail), m.Close())
-	}
-	return m, nil
+	m.Process = p
+	return nil
 }
 
 // waitReady waits until the manager answers /readyz, its caBundle is in the webhook configuration

@@ -22,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -174,19 +173,13 @@ func run(ctx context.Context, o *Options) error {
 		Observer: m,
 	}
 	// The webhook server starts only once its certificate exists; until then /readyz fails.
-	webhookStarted := make(chan struct{})
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		select {
-		case <-certsReady:
-		case <-ctx.Done():
-			return nil
-		}
+	// Every replica registers it, the followers too: they serve admissions while one leads.
+	registration := &webhookRegistration{certsReady: certsReady, started: make(chan struct{}), register: func() {
 		mgr.GetWebhookServer().Register(webhook.Path, &admission.Webhook{Handler: labeler})
-		close(webhookStarted)
 		log.Info("webhook registered", "path", webhook.Path)
-		<-ctx.Done()
-		return nil
-	})); err != nil {
+	}}
+	webhookStarted := registration.started
+	if err := mgr.Add(registration); err != nil {
 		return fmt.Errorf("add webhook registration: %w", err)
 	}
 	warmer := newCacheWarmer(mgr.GetCache(), cloneSets)

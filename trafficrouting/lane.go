@@ -1,6 +1,7 @@
 package trafficrouting
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -55,8 +56,11 @@ type Lane struct {
 	BaseLabels bool
 }
 
-// Resolve turns a TrafficRouting into a Lane. An error is an aggregate of field errors whose
-// messages say what to change.
+// ErrMisconfigured is wrapped by every error that says how a lane is misconfigured.
+var ErrMisconfigured = errors.New("misconfigured")
+
+// Resolve turns a TrafficRouting into a Lane. An error wraps ErrMisconfigured and an aggregate of
+// field errors whose messages say what to change.
 func Resolve(tr *v1alpha1.TrafficRouting, d Defaults) (Lane, error) {
 	var errs field.ErrorList
 	annotations := field.NewPath("metadata", "annotations")
@@ -129,7 +133,7 @@ func Resolve(tr *v1alpha1.TrafficRouting, d Defaults) (Lane, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return Lane{}, fmt.Errorf("lane %s/%s is misconfigured: %w", tr.Namespace, tr.Name, errs.ToAggregate())
+		return Lane{}, fmt.Errorf("lane %s/%s is %w: %w", tr.Namespace, tr.Name, ErrMisconfigured, errs.ToAggregate())
 	}
 	return lane, nil
 }

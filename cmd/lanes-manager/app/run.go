@@ -206,6 +206,9 @@ func run(ctx context.Context, o *Options) error {
 			return fmt.Errorf("add provider installer: %w", err)
 		}
 	}
+	if err := mgr.Add(&defaultsPublisher{client: mgr.GetClient(), namespace: o.Namespace, defaults: defaults, log: ctrl.Log.WithName("defaults")}); err != nil {
+		return fmt.Errorf("add the defaults publisher: %w", err)
+	}
 	log.Info("starting", "certMode", o.CertMode, "dnsName", o.DNSName(), "laneHeader", defaults.LaneHeader, "dialects", o.Dialects)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)

@@ -28,7 +28,7 @@ func newRollbackCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes rollback mse-traffic && kubectl lanes wait mse-traffic --for=healthy",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, st, err := connectLane(cmd.Context(), getter, args[0])
+			c, st, err := connectLane(cmd.Context(), streams, getter, args[0])
 			if err != nil {
 				return err
 			}

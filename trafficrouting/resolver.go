@@ -38,7 +38,8 @@ func workloadKey(kind, name string) string { return kind + "/" + name }
 
 // Resolver answers, from a cache, which lane a pod belongs to and in which role.
 type Resolver struct {
-	// Reader is the informer cache (or any client.Reader with RolloutWorkloadIndex).
+	// Reader is the informer cache (or any client.Reader with RolloutWorkloadIndex). It is also
+	// asked for the metadata of lanes' stable Ingresses (ResolveWithEntry).
 	Reader client.Reader
 	// Defaults are the lane options a TrafficRouting does not set.
 	Defaults Defaults
@@ -87,10 +88,13 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 		}
 		return Decision{}, fmt.Errorf("get trafficrouting %s/%s: %w", pod.Namespace, laneName, err)
 	}
-	lane, err := Resolve(tr, r.Defaults)
-	if err != nil {
+	lane, err := ResolveWithEntry(ctx, r.Reader, tr, r.Defaults)
+	if errors.Is(err, ErrMisconfigured) {
 		d.Problem = err
 		return d, nil
+	}
+	if err != nil {
+		return Decision{}, err
 	}
 	d.Lane = &lane
 	d.Role = RoleOf(pod.Labels, w, rollout.Status.Phase == v1beta1.RolloutPhaseProgressing)

@@ -39,9 +39,10 @@ type member struct {
 // errLaneNotFound is returned when the TrafficRouting does not exist.
 var errLaneNotFound = errors.New("lane not found")
 
-// loadLane reads a lane: its TrafficRouting, its member Rollouts (annotated
+// loadLane reads a lane: its TrafficRouting, resolved with the defaults d as lanes-manager
+// resolves it (ResolveWithEntry), its member Rollouts (annotated
 // rollouts.kruise.io/trafficrouting: <lane>) and their workloads' pods.
-func loadLane(ctx context.Context, c client.Client, namespace, name string) (*laneState, error) {
+func loadLane(ctx context.Context, c client.Client, namespace, name string, d trafficrouting.Defaults) (*laneState, error) {
 	tr := &v1alpha1.TrafficRouting{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, tr); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -50,9 +51,13 @@ func loadLane(ctx context.Context, c client.Client, namespace, name string) (*la
 		return nil, fmt.Errorf("read trafficrouting %s/%s: %w", namespace, name, err)
 	}
 	st := &laneState{TrafficRouting: tr}
-	if lane, err := trafficrouting.Resolve(tr, trafficrouting.DefaultDefaults()); err != nil {
+	lane, err := trafficrouting.ResolveWithEntry(ctx, c, tr, d)
+	switch {
+	case errors.Is(err, trafficrouting.ErrMisconfigured):
 		st.LaneErr = err
-	} else {
+	case err != nil:
+		return nil, err
+	default:
 		st.Lane = &lane
 	}
 	rollouts := &v1beta1.RolloutList{}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,7 +28,7 @@ func newRollbackCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes rollback mse-traffic && kubectl lanes wait mse-traffic --for=healthy",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, st, err := connectLane(cmd.Context(), getter, args[0])
+			c, st, err := connectLane(cmd.Context(), streams, getter, args[0])
 			if err != nil {
 				return err
 			}
@@ -39,9 +40,15 @@ func newRollbackCommand(streams Streams, getter ClientGetter) *cobra.Command {
 					fmt.Fprintf(streams.Out, "%s: nothing to roll back (phase %s)\n", m.Rollout.Name, orDash(string(m.Rollout.Status.Phase)))
 					continue
 				}
-				template, err := stableTemplate(cmd.Context(), c, m, cs.StableRevision)
+				// The workload is read before the stable template is looked up: the patch holds its
+				// resourceVersion, so a change pushed meanwhile is never overwritten.
+				workload, err := readWorkload(cmd.Context(), c, m)
+				var template map[string]any
 				if err == nil {
-					err = replaceTemplate(cmd.Context(), c, m, template)
+					template, err = stableTemplate(cmd.Context(), c, m, cs.StableRevision)
+				}
+				if err == nil {
+					err = replaceTemplate(cmd.Context(), c, workload, template)
 				}
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", m.Rollout.Name, err))
@@ -120,13 +127,9 @@ func toMap(tpl *corev1.PodTemplateSpec) (map[string]any, error) {
 	return m, nil
 }
 
-// replaceTemplate writes the template into the workload with a JSON patch, as kubectl rollout undo.
-func replaceTemplate(ctx context.Context, c client.Client, m member, template map[string]any) error {
+// readWorkload reads the member's workload (only its identity and resourceVersion matter).
+func readWorkload(ctx context.Context, c client.Client, m member) (client.Object, error) {
 	ref := m.Rollout.Spec.WorkloadRef
-	patch, err := json.Marshal([]map[string]any{{"op": "replace", "path": "/spec/template", "value": template}})
-	if err != nil {
-		return fmt.Errorf("encode patch: %w", err)
-	}
 	var obj client.Object
 	switch ref.Kind {
 	case "Deployment":
@@ -138,12 +141,43 @@ func replaceTemplate(ctx context.Context, c client.Client, m member, template ma
 		u.SetGroupVersionKind(trafficrouting.CloneSetGVK)
 		obj = u
 	default:
-		return fmt.Errorf("cannot roll back a %s", ref.Kind)
+		return nil, fmt.Errorf("cannot roll back a %s", ref.Kind)
 	}
-	obj.SetNamespace(m.Rollout.Namespace)
-	obj.SetName(ref.Name)
-	if err := c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch)); err != nil {
-		return fmt.Errorf("patch %s %s: %w", ref.Kind, ref.Name, err)
+	if err := c.Get(ctx, types.NamespacedName{Namespace: m.Rollout.Namespace, Name: ref.Name}, obj); err != nil {
+		return nil, fmt.Errorf("get %s %s: %w", ref.Kind, ref.Name, err)
+	}
+	return obj, nil
+}
+
+// replaceTemplate writes the template into the workload with a JSON patch, as kubectl rollout
+// undo, on the condition that the workload is still the one read: the patch carries its
+// resourceVersion, so a change made since (a new image pushed) makes the API server refuse it
+// with a conflict instead of being overwritten.
+func replaceTemplate(ctx context.Context, c client.Client, workload client.Object, template map[string]any) error {
+	kind := workload.GetObjectKind().GroupVersionKind().Kind
+	if kind == "" {
+		gvk, err := c.GroupVersionKindFor(workload)
+		if err != nil {
+			return fmt.Errorf("kind of %s: %w", workload.GetName(), err)
+		}
+		kind = gvk.Kind
+	}
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/metadata/resourceVersion", "value": workload.GetResourceVersion()},
+		{"op": "replace", "path": "/metadata/resourceVersion", "value": workload.GetResourceVersion()},
+		{"op": "replace", "path": "/spec/template", "value": template},
+	})
+	if err != nil {
+		return fmt.Errorf("encode patch: %w", err)
+	}
+	if err := c.Patch(ctx, workload, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+		// The API server answers a failed test with 422 ("testing value ... failed"), and a write
+		// that lost a race with 409.
+		if apierrors.IsConflict(err) || strings.Contains(strings.ToLower(err.Error()), "testing value /metadata/resourceversion failed") {
+			return fmt.Errorf("%s %s changed since it was read (resourceVersion %s), so its template was left as it is; run rollback again to roll back from its current state: %w",
+				kind, workload.GetName(), workload.GetResourceVersion(), err)
+		}
+		return fmt.Errorf("patch %s %s: %w", kind, workload.GetName(), err)
 	}
 	return nil
 }

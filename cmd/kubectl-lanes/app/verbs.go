@@ -61,7 +61,7 @@ func newListCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes list -n shop",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ns, err := connect(getter)
+			c, ns, d, err := connect(cmd.Context(), streams, getter)
 			if err != nil {
 				return err
 			}
@@ -71,7 +71,7 @@ func newListCommand(streams Streams, getter ClientGetter) *cobra.Command {
 			}
 			var lanes []laneSummary
 			for _, tr := range trs.Items {
-				st, err := loadLane(cmd.Context(), c, ns, tr.Name)
+				st, err := loadLane(cmd.Context(), c, ns, tr.Name, d)
 				if err != nil {
 					return err
 				}
@@ -117,28 +117,37 @@ func orDash(s string) string {
 }
 
 // connectLane connects and reads one lane.
-func connectLane(ctx context.Context, getter ClientGetter, name string) (client.Client, *laneState, error) {
-	c, ns, err := connect(getter)
+func connectLane(ctx context.Context, streams Streams, getter ClientGetter, name string) (client.Client, *laneState, error) {
+	c, ns, d, err := connect(ctx, streams, getter)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := loadLane(ctx, c, ns, name)
+	st, err := loadLane(ctx, c, ns, name, d)
 	if err != nil {
 		return nil, nil, err
 	}
 	return c, st, nil
 }
 
-func connect(getter ClientGetter) (client.Client, string, error) {
+// connect returns the client, the namespace and the lane defaults, and says on the error stream
+// where the defaults came from.
+func connect(ctx context.Context, streams Streams, getter ClientGetter) (client.Client, string, trafficrouting.Defaults, error) {
 	c, err := getter.Client()
 	if err != nil {
-		return nil, "", err
+		return nil, "", trafficrouting.Defaults{}, err
 	}
 	ns, err := getter.Namespace()
 	if err != nil {
-		return nil, "", err
+		return nil, "", trafficrouting.Defaults{}, err
 	}
-	return c, ns, nil
+	d, source, err := getter.LaneDefaults(ctx, c)
+	if err != nil {
+		return nil, "", trafficrouting.Defaults{}, err
+	}
+	if streams.ErrOut != nil {
+		fmt.Fprintln(streams.ErrOut, source)
+	}
+	return c, ns, d, nil
 }
 
 // ---- status -----------------------------------------------------------------------------------
@@ -164,8 +173,8 @@ type laneStatus struct {
 	Members    []memberStatus `json:"members"`
 }
 
-func statusOf(ctx context.Context, c client.Client, ns, name string) (*laneStatus, error) {
-	st, err := loadLane(ctx, c, ns, name)
+func statusOf(ctx context.Context, c client.Client, ns, name string, d trafficrouting.Defaults) (*laneStatus, error) {
+	st, err := loadLane(ctx, c, ns, name, d)
 	if err != nil {
 		return nil, err
 	}
@@ -239,13 +248,13 @@ func newStatusCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes status mse-traffic\n  kubectl lanes status mse-traffic -w",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := connect(getter)
+			c, ns, d, err := connect(cmd.Context(), streams, getter)
 			if err != nil {
 				return err
 			}
 			var last string
 			for {
-				s, err := statusOf(cmd.Context(), c, ns, args[0])
+				s, err := statusOf(cmd.Context(), c, ns, args[0], d)
 				if err != nil {
 					return err
 				}
@@ -302,7 +311,7 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes approve mse-traffic\n  kubectl lanes approve mse-traffic --member rollout-a",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, st, err := connectLane(cmd.Context(), getter, args[0])
+			c, st, err := connectLane(cmd.Context(), streams, getter, args[0])
 			if err != nil {
 				return err
 			}
@@ -457,7 +466,7 @@ func newTraceCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes trace mse-traffic --chain spring-cloud-a,spring-cloud-b,spring-cloud-c",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, st, err := connectLane(cmd.Context(), getter, args[0])
+			_, st, err := connectLane(cmd.Context(), streams, getter, args[0])
 			if err != nil {
 				return err
 			}

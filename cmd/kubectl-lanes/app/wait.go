@@ -134,7 +134,7 @@ func newWaitCommand(streams Streams, getter ClientGetter) *cobra.Command {
 			if g != goalPaused && g != goalCompleted && g != goalHealthy {
 				return fmt.Errorf("--for %q: use paused, completed or healthy", goal)
 			}
-			c, ns, err := connect(getter)
+			c, ns, d, err := connect(cmd.Context(), streams, getter)
 			if err != nil {
 				return err
 			}
@@ -145,7 +145,7 @@ func newWaitCommand(streams Streams, getter ClientGetter) *cobra.Command {
 			defer deadline.Stop()
 			var start releaseStart
 			for {
-				st, err := loadLane(ctx, c, ns, args[0])
+				st, err := loadLane(ctx, c, ns, args[0], d)
 				switch {
 				case errors.Is(err, errLaneNotFound):
 					return &ExitError{Code: exitFailed, Err: err}

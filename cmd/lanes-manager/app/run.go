@@ -216,6 +216,9 @@ func run(ctx context.Context, o *Options) error {
 			return fmt.Errorf("set up the provider installer: %w", err)
 		}
 	}
+	if err := mgr.Add(&defaultsPublisher{client: mgr.GetClient(), namespace: o.Namespace, defaults: defaults, log: ctrl.Log.WithName("defaults")}); err != nil {
+		return fmt.Errorf("add the defaults publisher: %w", err)
+	}
 	log.Info("starting", "version", version.Get().String(), "certMode", o.CertMode, "dnsName", o.DNSName(), "laneHeader", defaults.LaneHeader, "dialects", o.Dialects)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)

@@ -62,6 +62,14 @@ func CheckEntryIngress(tr *v1alpha1.TrafficRouting, lane Lane, d Defaults, ing E
 	return fmt.Errorf("lane %s/%s is %w: %w", tr.Namespace, tr.Name, ErrMisconfigured, errs.ToAggregate())
 }
 
+// EntryIngressObject is the empty metadata-only Ingress that ResolveWithEntry reads (and that
+// caches and watches use for it).
+func EntryIngressObject() *metav1.PartialObjectMetadata {
+	ing := &metav1.PartialObjectMetadata{}
+	ing.SetGroupVersionKind(netv1.SchemeGroupVersion.WithKind("Ingress"))
+	return ing
+}
+
 // ResolveWithEntry resolves a lane (Resolve) and, when its entry is an Ingress, checks it against
 // that Ingress's annotations (CheckEntryIngress), read through r as metadata only. A missing
 // Ingress is not checked: Kruise routes nothing without it. An error that wraps ErrMisconfigured
@@ -75,8 +83,7 @@ func ResolveWithEntry(ctx context.Context, r client.Reader, tr *v1alpha1.Traffic
 		return lane, nil
 	}
 	name := tr.Spec.ObjectRef[0].Ingress.Name
-	ing := &metav1.PartialObjectMetadata{}
-	ing.SetGroupVersionKind(netv1.SchemeGroupVersion.WithKind("Ingress"))
+	ing := EntryIngressObject()
 	if err := r.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, ing); err != nil {
 		if apierrors.IsNotFound(err) {
 			return lane, nil

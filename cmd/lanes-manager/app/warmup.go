@@ -27,7 +27,8 @@ type cacheWarmer struct {
 }
 
 func newCacheWarmer(c cache.Cache, cloneSets bool) *cacheWarmer {
-	objs := []client.Object{&appsv1.ReplicaSet{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &v1beta1.Rollout{}, &v1alpha1.TrafficRouting{}}
+	objs := []client.Object{&appsv1.ReplicaSet{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &v1beta1.Rollout{}, &v1alpha1.TrafficRouting{},
+		trafficrouting.EntryIngressObject()}
 	if cloneSets {
 		cs := &unstructured.Unstructured{}
 		cs.SetGroupVersionKind(trafficrouting.CloneSetGVK)

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -289,27 +290,31 @@ func crdEstablished(u *unstructured.Unstructured) bool {
 // informer cache each time it builds a traffic-routing provider, so no restart is needed; the new
 // value applies from the next reconcile after the watch event arrives.
 func SetKruiseConfiguration(ctx context.Context, c client.Client, key, value string) error {
-	cm := &corev1.ConfigMap{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: KruiseNamespace, Name: KruiseConfigMap}, cm)
-	switch {
-	case apierrors.IsNotFound(err):
-		cm = &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Namespace: KruiseNamespace, Name: KruiseConfigMap},
-			Data:       map[string]string{key: value},
+	// Tests in parallel set keys at once: a lost race to create or update is tried again.
+	lostRace := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
+	return retry.OnError(retry.DefaultRetry, lostRace, func() error {
+		cm := &corev1.ConfigMap{}
+		err := c.Get(ctx, client.ObjectKey{Namespace: KruiseNamespace, Name: KruiseConfigMap}, cm)
+		switch {
+		case apierrors.IsNotFound(err):
+			cm = &corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Namespace: KruiseNamespace, Name: KruiseConfigMap},
+				Data:       map[string]string{key: value},
+			}
+			if err := c.Create(ctx, cm); err != nil {
+				return fmt.Errorf("creating %s/%s: %w", KruiseNamespace, KruiseConfigMap, err)
+			}
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading %s/%s: %w", KruiseNamespace, KruiseConfigMap, err)
 		}
-		if err := c.Create(ctx, cm); err != nil {
-			return fmt.Errorf("creating %s/%s: %w", KruiseNamespace, KruiseConfigMap, err)
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data[key] = value
+		if err := c.Update(ctx, cm); err != nil {
+			return fmt.Errorf("updating %s/%s key %s: %w", KruiseNamespace, KruiseConfigMap, key, err)
 		}
 		return nil
-	case err != nil:
-		return fmt.Errorf("reading %s/%s: %w", KruiseNamespace, KruiseConfigMap, err)
-	}
-	if cm.Data == nil {
-		cm.Data = map[string]string{}
-	}
-	cm.Data[key] = value
-	if err := c.Update(ctx, cm); err != nil {
-		return fmt.Errorf("updating %s/%s key %s: %w", KruiseNamespace, KruiseConfigMap, key, err)
-	}
-	return nil
+	})
 }

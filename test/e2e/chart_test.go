@@ -35,6 +35,7 @@ import (
 	"github.com/kruise-lanes/kruise-lanes/luascripts"
 	"github.com/kruise-lanes/kruise-lanes/plugin"
 	"github.com/kruise-lanes/kruise-lanes/test/e2e/framework"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
 // The release the chart test installs, as the README says: helm install lanes charts/lanes -n
@@ -194,6 +195,21 @@ func TestChartInstall(t *testing.T) {
 			}
 		}
 		return false, framework.Pending("events on the ConfigMap: %v", seen)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The leader publishes its lane defaults for kubectl lanes. The chart grants configmaps in its
+	// namespace only by that name and no create: a server-side apply that creates an object needs
+	// patch on its name, nothing more.
+	defaultsKey := client.ObjectKey{Namespace: chartNamespace, Name: trafficrouting.DefaultsConfigMapName}
+	err = framework.WaitFor(ctx, 30*time.Second, "the lane defaults published in "+defaultsKey.String(), func(ctx context.Context) (bool, error) {
+		got := &corev1.ConfigMap{}
+		if err := c.Get(ctx, defaultsKey, got); err != nil {
+			return false, framework.Pending("%v", client.IgnoreNotFound(err))
+		}
+		return len(got.Data) > 0, framework.Pending("data %v", got.Data)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -82,6 +82,11 @@ func ResolveWithEntry(ctx context.Context, r client.Reader, tr *v1alpha1.Traffic
 	if len(tr.Spec.ObjectRef) == 0 || tr.Spec.ObjectRef[0].Ingress == nil || tr.Spec.ObjectRef[0].Ingress.Name == "" {
 		return lane, nil
 	}
+	// Only the mse provider (class type mse, or <prefix>mse with --provider-class-prefix) names a
+	// service subset; Kruise runs another script for any other class (nginx when none is set).
+	if !strings.HasSuffix(tr.Spec.ObjectRef[0].Ingress.ClassType, "mse") {
+		return lane, nil
+	}
 	name := tr.Spec.ObjectRef[0].Ingress.Name
 	ing := EntryIngressObject()
 	if err := r.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, ing); err != nil {

@@ -201,15 +201,18 @@ func TestChartInstall(t *testing.T) {
 	}
 
 	// The leader publishes its lane defaults for kubectl lanes. The chart grants configmaps in its
-	// namespace only by that name and no create: a server-side apply that creates an object needs
-	// patch on its name, nothing more.
+	// namespace only by that name: a server-side apply that creates the object is authorized as
+	// patch and create of that name.
 	defaultsKey := client.ObjectKey{Namespace: chartNamespace, Name: trafficrouting.DefaultsConfigMapName}
 	err = framework.WaitFor(ctx, 30*time.Second, "the lane defaults published in "+defaultsKey.String(), func(ctx context.Context) (bool, error) {
 		got := &corev1.ConfigMap{}
 		if err := c.Get(ctx, defaultsKey, got); err != nil {
 			return false, framework.Pending("%v", client.IgnoreNotFound(err))
 		}
-		return len(got.Data) > 0, framework.Pending("data %v", got.Data)
+		if len(got.Data) == 0 {
+			return false, framework.Pending("no data yet")
+		}
+		return true, nil
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -57,6 +57,12 @@ func (c *Cluster) StartLanesManager(t testing.TB, extraArgs ...string) *LanesMan
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.closeAtCleanup(t)
+	return m
+}
+
+// closeAtCleanup stops the manager when the test ends, and shows its log's tail if the test failed.
+func (m *LanesManager) closeAtCleanup(t testing.TB) {
 	t.Cleanup(func() {
 		if err := m.Close(); err != nil {
 			t.Errorf("stopping %s: %v", m.Name(), err)
@@ -65,7 +71,6 @@ func (c *Cluster) StartLanesManager(t testing.TB, extraArgs ...string) *LanesMan
 			t.Logf("----- %s (last 60 lines of %s)\n%s", m.Name(), m.LogPath(), m.Tail(60))
 		}
 	})
-	return m
 }
 
 // LaunchLanesManager runs lanes-manager out of cluster, the way the chart configures it in cluster,

@@ -41,14 +41,7 @@ func (c *Cluster) StartLanesReplica(t testing.TB, extraArgs ...string) *LanesMan
 	if err := c.spawnLanesManager(m, bin, t.TempDir(), append([]string{"--leader-elect=true"}, extraArgs...)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("stopping %s: %v", m.Name(), err)
-		}
-		if t.Failed() {
-			t.Logf("----- %s (last 60 lines of %s)\n%s", m.Name(), m.LogPath(), m.Tail(60))
-		}
-	})
+	m.closeAtCleanup(t)
 	if err := m.WaitReadyz(t.Context(), 30*time.Second); err != nil {
 		leading, lerr := m.Leading()
 		t.Fatalf("%v (the replica leads: %v, %v): a replica that does not lead must still serve admissions\n%s", err, leading, lerr, m.Tail(30))

@@ -19,6 +19,7 @@ import (
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting/laneops"
 )
 
 func TestLaneDefaults(t *testing.T) {
@@ -131,14 +132,14 @@ func TestLoadLaneUsesTheDefaults(t *testing.T) {
 
 	manager := trafficrouting.DefaultDefaults()
 	manager.LaneHeader = "x-lane"
-	st, err := loadLane(t.Context(), c, "shop", "lane", manager)
+	st, err := laneops.Load(t.Context(), c, "shop", "lane", manager)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Lane == nil || st.Lane.Tag != "blue" {
 		t.Errorf("with the manager's defaults: lane %+v (%v), want tag blue", st.Lane, st.LaneErr)
 	}
-	st, err = loadLane(t.Context(), c, "shop", "lane", trafficrouting.DefaultDefaults())
+	st, err = laneops.Load(t.Context(), c, "shop", "lane", trafficrouting.DefaultDefaults())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting/laneops"
 )
 
 // printData writes v as JSON or YAML.
@@ -71,7 +72,7 @@ func newListCommand(streams Streams, getter ClientGetter) *cobra.Command {
 			}
 			var lanes []laneSummary
 			for _, tr := range trs.Items {
-				st, err := loadLane(cmd.Context(), c, ns, tr.Name, d)
+				st, err := laneops.Load(cmd.Context(), c, ns, tr.Name, d)
 				if err != nil {
 					return err
 				}
@@ -117,12 +118,12 @@ func orDash(s string) string {
 }
 
 // connectLane connects and reads one lane.
-func connectLane(ctx context.Context, streams Streams, getter ClientGetter, name string) (client.Client, *laneState, error) {
+func connectLane(ctx context.Context, streams Streams, getter ClientGetter, name string) (client.Client, *laneops.LaneState, error) {
 	c, ns, d, err := connect(ctx, streams, getter)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := loadLane(ctx, c, ns, name, d)
+	st, err := laneops.Load(ctx, c, ns, name, d)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -174,7 +175,7 @@ type laneStatus struct {
 }
 
 func statusOf(ctx context.Context, c client.Client, ns, name string, d trafficrouting.Defaults) (*laneStatus, error) {
-	st, err := loadLane(ctx, c, ns, name, d)
+	st, err := laneops.Load(ctx, c, ns, name, d)
 	if err != nil {
 		return nil, err
 	}
@@ -189,9 +190,9 @@ func statusOf(ctx context.Context, c client.Client, ns, name string, d trafficro
 		ms := memberStatus{
 			Rollout:  r.Name,
 			Workload: r.Spec.WorkloadRef.Kind + "/" + r.Spec.WorkloadRef.Name,
-			Style:    m.style(),
+			Style:    m.Style(),
 			Phase:    string(r.Status.Phase),
-			LanePods: m.readyLanePods(st.Lane),
+			LanePods: m.ReadyLanePods(st.Lane),
 		}
 		steps := 0
 		if r.Spec.Strategy.Canary != nil {
@@ -300,9 +301,6 @@ func exactlyOneLane(_ *cobra.Command, args []string) error {
 
 // ---- approve ----------------------------------------------------------------------------------
 
-// approvePatch is what `kubectl-kruise rollout approve` sends to the status subresource.
-const approvePatch = `{"status":{"canaryStatus":{"currentStepState":"StepReady"}}}`
-
 func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 	var only []string
 	cmd := &cobra.Command{
@@ -329,12 +327,12 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 				if len(only) > 0 && !contains(only, m.Rollout.Name) {
 					continue
 				}
-				if m.stepState() != v1beta1.CanaryStepStatePaused {
-					fmt.Fprintf(streams.Out, "%s: not approved, it is not paused (phase %s, state %s)\n", m.Rollout.Name, orDash(string(m.Rollout.Status.Phase)), orDash(string(m.stepState())))
+				if m.StepState() != v1beta1.CanaryStepStatePaused {
+					fmt.Fprintf(streams.Out, "%s: not approved, it is not paused (phase %s, state %s)\n", m.Rollout.Name, orDash(string(m.Rollout.Status.Phase)), orDash(string(m.StepState())))
 					continue
 				}
 				step := m.Rollout.Status.CanaryStatus.CurrentStepIndex
-				if err := approve(cmd.Context(), c, m.Rollout); err != nil {
+				if err := laneops.Approve(cmd.Context(), c, m.Rollout); err != nil {
 					return fmt.Errorf("approve %s: %w", m.Rollout.Name, err)
 				}
 				approved++
@@ -353,52 +351,7 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 	return cmd
 }
 
-// approve sends the approval and makes sure it holds. Kruise v0.6.2 writes a Rollout's status
-// from its cached copy, so an approval that lands during one of its reconciles can be overwritten
-// back to StepPaused at the same step — even after the Rollout was read back as StepReady. The
-// approval holds once the Rollout has left the step (or reached a state past StepReady); while it
-// is StepReady it is only watched, and while it is StepPaused at the same step the approval is
-// sent again (a Rollout that moved on is never paused at the same step index, so this cannot
-// approve a later step).
-func approve(ctx context.Context, c client.Client, r *v1beta1.Rollout) error {
-	const maxSends, maxChecks = 4, 40
-	step := r.Status.CanaryStatus.CurrentStepIndex
-	sent, resend := 0, true
-	for check := 0; check < maxChecks; check++ {
-		if resend {
-			if sent == maxSends {
-				break
-			}
-			if err := c.Status().Patch(ctx, r, client.RawPatch(types.MergePatchType, []byte(approvePatch))); err != nil {
-				return err
-			}
-			sent++
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
-			return fmt.Errorf("read back: %w", err)
-		}
-		cs := r.Status.CanaryStatus
-		if cs == nil || cs.CurrentStepIndex != step {
-			return nil
-		}
-		switch cs.CurrentStepState {
-		case v1beta1.CanaryStepStatePaused:
-			resend = true
-		case v1beta1.CanaryStepStateReady:
-			resend = false
-		default:
-			return nil
-		}
-	}
-	return fmt.Errorf("Kruise kept the rollout at step %d (%s) after %d approvals; see its status message", step, r.Status.CanaryStatus.CurrentStepState, sent)
-}
-
-func memberNames(st *laneState) []string {
+func memberNames(st *laneops.LaneState) []string {
 	var out []string
 	for _, m := range st.Members {
 		out = append(out, m.Rollout.Name)
@@ -425,8 +378,8 @@ type hop struct {
 
 // traceOf returns the path the lane takes now: each hop is the lane tag where the member has Ready
 // pods with the lane's labels, else base.
-func traceOf(st *laneState, chain []string) []hop {
-	byName := map[string]member{}
+func traceOf(st *laneops.LaneState, chain []string) []hop {
+	byName := map[string]laneops.Member{}
 	for _, m := range st.Members {
 		byName[m.Rollout.Name] = m
 		byName[m.Rollout.Spec.WorkloadRef.Name] = m
@@ -440,7 +393,7 @@ func traceOf(st *laneState, chain []string) []hop {
 	for _, name := range chain {
 		h := hop{Name: name, Version: trafficrouting.BaseTag}
 		if m, ok := byName[name]; ok {
-			if n := m.readyLanePods(st.Lane); n > 0 {
+			if n := m.ReadyLanePods(st.Lane); n > 0 {
 				h.Version, h.Ready = st.Lane.Tag, n
 			}
 		}

@@ -1,4 +1,4 @@
-package app
+package laneops
 
 import (
 	"strings"
@@ -39,7 +39,7 @@ func TestReplaceTemplatePrecondition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := member{Rollout: &v1beta1.Rollout{
+	m := Member{Rollout: &v1beta1.Rollout{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "rollout-web"},
 		Spec:       v1beta1.RolloutSpec{WorkloadRef: v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}},
 	}}

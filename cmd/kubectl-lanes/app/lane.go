@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,7 +21,7 @@ import (
 
 // laneState is everything the lane verbs read about one lane.
 type laneState struct {
-	TrafficRouting *v1alpha1.TrafficRouting
+	TrafficRouting *rolloutsv1alpha1.TrafficRouting
 	// Lane is nil when the TrafficRouting is misconfigured (LaneErr says why).
 	Lane    *trafficrouting.Lane
 	LaneErr error
@@ -30,7 +30,7 @@ type laneState struct {
 
 // member is one Rollout of the lane and its workload's pods.
 type member struct {
-	Rollout *v1beta1.Rollout
+	Rollout *rolloutsv1beta1.Rollout
 	Pods    []corev1.Pod
 	// Selector selects the workload's pods (nil when the workload is missing).
 	Selector labels.Selector
@@ -43,7 +43,7 @@ var errLaneNotFound = errors.New("lane not found")
 // resolves it (ResolveWithEntry), its member Rollouts (annotated
 // rollouts.kruise.io/trafficrouting: <lane>) and their workloads' pods.
 func loadLane(ctx context.Context, c client.Client, namespace, name string, d trafficrouting.Defaults) (*laneState, error) {
-	tr := &v1alpha1.TrafficRouting{}
+	tr := &rolloutsv1alpha1.TrafficRouting{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, tr); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("%w: no TrafficRouting %q in namespace %q (kubectl lanes list shows the lanes)", errLaneNotFound, name, namespace)
@@ -60,7 +60,7 @@ func loadLane(ctx context.Context, c client.Client, namespace, name string, d tr
 	default:
 		st.Lane = &lane
 	}
-	rollouts := &v1beta1.RolloutList{}
+	rollouts := &rolloutsv1beta1.RolloutList{}
 	if err := c.List(ctx, rollouts, client.InNamespace(namespace)); err != nil {
 		return nil, fmt.Errorf("list rollouts in %s: %w", namespace, err)
 	}
@@ -89,7 +89,7 @@ func loadLane(ctx context.Context, c client.Client, namespace, name string, d tr
 }
 
 // workloadSelector returns the pod selector of the Rollout's workload, nil if it is missing.
-func workloadSelector(ctx context.Context, c client.Client, r *v1beta1.Rollout) (labels.Selector, error) {
+func workloadSelector(ctx context.Context, c client.Client, r *rolloutsv1beta1.Rollout) (labels.Selector, error) {
 	ref := r.Spec.WorkloadRef
 	key := client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}
 	var sel *metav1.LabelSelector
@@ -127,7 +127,7 @@ func workloadSelector(ctx context.Context, c client.Client, r *v1beta1.Rollout) 
 	return s, nil
 }
 
-func ignoreNotFound(err error, r *v1beta1.Rollout) error {
+func ignoreNotFound(err error, r *rolloutsv1beta1.Rollout) error {
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -135,7 +135,7 @@ func ignoreNotFound(err error, r *v1beta1.Rollout) error {
 }
 
 // stepState is the member's canary step state ("" when it has no canary status).
-func (m member) stepState() v1beta1.CanaryStepState {
+func (m member) stepState() rolloutsv1beta1.CanaryStepState {
 	if m.Rollout.Status.CanaryStatus == nil {
 		return ""
 	}
@@ -143,7 +143,9 @@ func (m member) stepState() v1beta1.CanaryStepState {
 }
 
 // releasing reports whether the member is in a release.
-func (m member) releasing() bool { return m.Rollout.Status.Phase == v1beta1.RolloutPhaseProgressing }
+func (m member) releasing() bool {
+	return m.Rollout.Status.Phase == rolloutsv1beta1.RolloutPhaseProgressing
+}
 
 // readyLanePods counts the member's Ready pods that carry all of the lane's canary labels.
 func (m member) readyLanePods(lane *trafficrouting.Lane) int {

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -57,9 +57,9 @@ func rolledBack(m member, wasReleasing bool) bool {
 	}
 	for _, c := range m.Rollout.Status.Conditions {
 		switch {
-		case c.Type == v1beta1.RolloutConditionProgressing && c.Reason == v1alpha1.ProgressingReasonCancelling:
+		case c.Type == rolloutsv1beta1.RolloutConditionProgressing && c.Reason == rolloutsv1alpha1.ProgressingReasonCancelling:
 			return true
-		case c.Type == v1beta1.RolloutConditionSucceeded && c.Status == corev1.ConditionFalse && !m.releasing():
+		case c.Type == rolloutsv1beta1.RolloutConditionSucceeded && c.Status == corev1.ConditionFalse && !m.releasing():
 			return true
 		}
 	}
@@ -70,7 +70,7 @@ func rolledBack(m member, wasReleasing bool) bool {
 func judge(st *laneState, goal waitGoal, start releaseStart) verdict {
 	for _, m := range st.Members {
 		switch m.Rollout.Status.Phase {
-		case v1beta1.RolloutPhaseDisabled, v1beta1.RolloutPhaseDisabling, v1beta1.RolloutPhaseTerminating:
+		case rolloutsv1beta1.RolloutPhaseDisabled, rolloutsv1beta1.RolloutPhaseDisabling, rolloutsv1beta1.RolloutPhaseTerminating:
 			return verdict{failed: fmt.Sprintf("member %s is %s", m.Rollout.Name, m.Rollout.Status.Phase)}
 		}
 		// Waiting for healthy is how a pipeline waits for a rollback to finish, so only the
@@ -91,7 +91,7 @@ func judge(st *laneState, goal waitGoal, start releaseStart) verdict {
 				continue
 			}
 			releasing++
-			if m.stepState() != v1beta1.CanaryStepStatePaused {
+			if m.stepState() != rolloutsv1beta1.CanaryStepStatePaused {
 				missing = append(missing, fmt.Sprintf("%s is %s", m.Rollout.Name, orDash(string(m.stepState()))))
 			}
 		}
@@ -100,11 +100,11 @@ func judge(st *laneState, goal waitGoal, start releaseStart) verdict {
 		}
 	case goalCompleted, goalHealthy:
 		for _, m := range st.Members {
-			if m.Rollout.Status.Phase != v1beta1.RolloutPhaseHealthy {
+			if m.Rollout.Status.Phase != rolloutsv1beta1.RolloutPhaseHealthy {
 				missing = append(missing, fmt.Sprintf("%s is %s/%s", m.Rollout.Name, orDash(string(m.Rollout.Status.Phase)), orDash(string(m.stepState()))))
 			}
 		}
-		if goal == goalHealthy && st.TrafficRouting.Status.Phase != v1alpha1.TrafficRoutingPhaseHealthy {
+		if goal == goalHealthy && st.TrafficRouting.Status.Phase != rolloutsv1alpha1.TrafficRoutingPhaseHealthy {
 			missing = append(missing, fmt.Sprintf("the lane is %s", orDash(string(st.TrafficRouting.Status.Phase))))
 		}
 	}

@@ -108,10 +108,10 @@ func Resolve(tr *rolloutsv1alpha1.TrafficRouting, d Defaults) (Lane, error) {
 		tagPath = setPath
 		lane.Tag = injected
 	}
-	switch {
-	case lane.Tag == "":
+	switch lane.Tag {
+	case "":
 		errs = append(errs, field.Required(tagPath, fmt.Sprintf("the lane tag cannot be determined: set %s, or set header %s in spec.strategy.requestHeaderModifier.set", AnnotationTag, lane.Header)))
-	case lane.Tag == BaseTag:
+	case BaseTag:
 		errs = append(errs, field.Invalid(tagPath, lane.Tag, "the tag \"base\" is reserved for stable pods"))
 	default:
 		for _, msg := range validation.IsValidLabelValue(lane.Tag) {

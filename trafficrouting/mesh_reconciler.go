@@ -165,7 +165,7 @@ func (r *MeshRouteReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 					continue
 				}
 			}
-			if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: ptrUID(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
+			if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: ptrUID(obj.GetUID())}); err != nil && !apierrors.IsNotFound(err) {
 				return reconcile.Result{}, fmt.Errorf("delete %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 			}
 			log.Info("lane route deleted", "lane", req, "kind", gvk.Kind, "name", obj.GetName())

@@ -135,7 +135,7 @@ func selectorKeys(sel *metav1.LabelSelector) []string {
 }
 
 // workloadOf returns the kind and name of the workload a Rollout would name for this pod.
-func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (string, string, Workload, error) {
+func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name string, wl Workload, err error) {
 	owner := metav1.GetControllerOf(pod)
 	if owner == nil {
 		return "", "", Workload{}, nil
@@ -169,12 +169,12 @@ func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (string, str
 	return "", "", Workload{}, nil
 }
 
-func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName string) (string, string, Workload, error) {
+func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName string) (kind, name string, wl Workload, err error) {
 	// A pod may be admitted before its ReplicaSet reaches the cache: the ReplicaSet is then
 	// named <deployment>-<pod-template-hash>, which names the Deployment without an API call.
 	deployName := ""
 	rs := &appsv1.ReplicaSet{}
-	err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs)
+	err = r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs)
 	switch {
 	case err == nil:
 		if owner := metav1.GetControllerOf(rs); owner != nil && owner.Kind == "Deployment" {

@@ -29,7 +29,7 @@ func (k *kruiseStates) client(t *testing.T, ro *rolloutsv1beta1.Rollout) client.
 	}
 	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(ro).WithStatusSubresource(ro).
 		WithInterceptorFuncs(interceptor.Funcs{
-			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			SubResourcePatch: func(context.Context, client.Client, string, client.Object, client.Patch, ...client.SubResourcePatchOption) error {
 				k.sent++
 				k.reads = 0
 				return nil

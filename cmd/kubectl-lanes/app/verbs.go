@@ -395,7 +395,7 @@ func approve(ctx context.Context, c client.Client, r *rolloutsv1beta1.Rollout) e
 			return nil
 		}
 	}
-	return fmt.Errorf("Kruise kept the rollout at step %d (%s) after %d approvals; see its status message", step, r.Status.CanaryStatus.CurrentStepState, sent)
+	return fmt.Errorf("after %d approvals Kruise kept the rollout at step %d (%s); see its status message", sent, step, r.Status.CanaryStatus.CurrentStepState)
 }
 
 func memberNames(st *laneState) []string {

@@ -268,12 +268,12 @@ func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, stripManagedField
 			deploy := fmt.Sprintf("svc-%03d", i)
 			stable, canary := "5d8f9c7b6a", "7c6b5a4d3e"
 			releasing := i%2 == 0
-			labels := map[string]string{"app": deploy}
+			deployLabels := map[string]string{"app": deploy}
 			if releasing {
-				labels = map[string]string{"app": deploy, trafficrouting.StableRevisionLabel: stable}
+				deployLabels = map[string]string{"app": deploy, trafficrouting.StableRevisionLabel: stable}
 			}
 			add(&appsv1.Deployment{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: deploy, UID: types.UID(ns + deploy), Labels: labels},
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: deploy, UID: types.UID(ns + deploy), Labels: deployLabels},
 				Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](benchPodsPerWorkload), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": deploy}}},
 			})
 			for _, hash := range []string{stable, canary} {

@@ -165,7 +165,7 @@ func (g *laneGuard) watch(ctx context.Context, t *testing.T, wc client.WithWatch
 	if err != nil {
 		t.Fatal(err)
 	}
-	lw := &toolscache.ListWatch{WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
+	lw := &toolscache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 		return wc.Watch(ctx, list.DeepCopyObject().(client.ObjectList), append(opts, &client.ListOptions{Raw: &o})...)
 	}}
 	g.wg.Add(1)

@@ -31,8 +31,9 @@ wanted() { [[ " ${groups[*]} " == *" $1 "* ]]; }
 stamps="$out/.stamps"
 mkdir -p "$stamps"
 
-# The e2e harness sets up its test network with iproute2's `ip` (test/e2e/framework/netns.go).
-if ! command -v ip >/dev/null 2>&1; then
+# The e2e harness sets up its test network with iproute2's `ip` (test/e2e/framework/netns.go);
+# `make lint`, which asks for the linter alone, does not need it.
+if [[ "${groups[*]}" != golangci-lint ]] && ! command -v ip >/dev/null 2>&1; then
 	echo "installing iproute2 (the e2e harness's test network needs ip)"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
 fi

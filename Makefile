@@ -4,6 +4,7 @@ GO ?= go
 CACHE_DIR := $(CURDIR)/.cache
 BIN_DIR := $(CURDIR)/bin
 TOOLS_BIN := $(CACHE_DIR)/bin
+GOLANGCI_LINT := $(TOOLS_BIN)/golangci-lint
 export GOFLAGS ?= -buildvcs=false
 # VERSION has one source, the chart's appVersion: the binaries, the image tag and the chart agree.
 VERSION := v$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/lanes/Chart.yaml)
@@ -40,10 +41,13 @@ image: ## Build the lanes-manager image as a tarball (no container engine needed
 unit: lint ## Run the unit, golden and fuzz-seed tests (fast, no cluster).
 	$(GO) test -count=1 ./...
 
-lint: ## gofmt and go vet, tests included.
+lint: ## gofmt, go vet and golangci-lint (.golangci.yml), tests included (e2e tag too), and the image tool module.
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "not gofmt'd: $$bad"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/... ./test/demo/... ./test/bench/...
+	bash test/tools/build.sh $(TOOLS_BIN) golangci-lint
+	$(GOLANGCI_LINT) run ./...
+	cd test/tools/image && GOWORK=off $(GO) vet ./... && GOWORK=off $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...
 
 generate: ## Regenerate the provider scripts from luascripts/*/lib and the golden expectations.
 	$(GO) test ./luascripts/ -run TestProviderScriptsAreGenerated -update
@@ -59,7 +63,7 @@ fuzz: ## Fuzz the provider scripts' input and the pod webhook's (arbitrary pod J
 chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table.
 	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 $(GO) test -count=1 -v ./test/chart/
 
-tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, OpenKruise, helm) and data planes (Traefik, istiod) into .cache/bin once.
+tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, OpenKruise, helm) and data planes (Traefik, istiod), and golangci-lint, into .cache/bin once.
 	bash test/tools/build.sh $(TOOLS_BIN)
 
 bench-routes: tools ## Lane route latency (Ready -> route, not Ready -> removed) at 500 member Services, Istio and Gateway API (real API server, ~10 min).

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	"github.com/openkruise/rollouts/pkg/util/luamanager"
 	lua "github.com/yuin/gopher-lua"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -37,7 +37,7 @@ type CustomNetworkInput struct {
 	// StableWeight is 100 - CanaryWeight (101 when the step sets no weight).
 	StableWeight int32 `json:"stableWeight"`
 	// Matches are the step's request matches (an OR of ANDed conditions).
-	Matches []v1beta1.HttpRouteMatch `json:"matches"`
+	Matches []rolloutsv1beta1.HttpRouteMatch `json:"matches"`
 	// CanaryService and StableService are the Services' names; equal for a shared TrafficRouting.
 	CanaryService string `json:"canaryService"`
 	StableService string `json:"stableService"`

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	"github.com/kruise-lanes/kruise-lanes/luascripts"
@@ -39,9 +39,9 @@ func FuzzHTTPRouteScript(f *testing.F) {
 		if hRegex {
 			typ = gatewayv1beta1.HeaderMatchRegularExpression
 		}
-		var matches []v1beta1.HttpRouteMatch
+		var matches []rolloutsv1beta1.HttpRouteMatch
 		if hName != "" || qName != "" || path != "" {
-			m := v1beta1.HttpRouteMatch{}
+			m := rolloutsv1beta1.HttpRouteMatch{}
 			if hName != "" {
 				m.Headers = []gatewayv1beta1.HTTPHeaderMatch{{Type: &typ, Name: gatewayv1beta1.HTTPHeaderName(hName), Value: hValue}}
 			}

@@ -8,8 +8,8 @@ import (
 	"path"
 	"sort"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -20,8 +20,8 @@ type CustomNetworkCase struct {
 	// Description says what the case proves.
 	Description string `json:"description"`
 	// Rollout or TrafficRouting supplies the steps; exactly one is set.
-	Rollout        *v1beta1.Rollout         `json:"rollout,omitempty"`
-	TrafficRouting *v1alpha1.TrafficRouting `json:"trafficRouting,omitempty"`
+	Rollout        *rolloutsv1beta1.Rollout         `json:"rollout,omitempty"`
+	TrafficRouting *rolloutsv1alpha1.TrafficRouting `json:"trafficRouting,omitempty"`
 	// Original is the object before the release (e.g. the stable HTTPRoute).
 	Original map[string]any `json:"original"`
 	// Expected is the object's spec after each step.

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"maps"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -16,13 +16,13 @@ import (
 // TrafficRouting: which object, which Services, and the routing strategy of each step.
 type CustomNetworkPlan struct {
 	// Ref is the object named in customNetworkRefs; its kind and group select the script.
-	Ref v1beta1.ObjectRef
+	Ref rolloutsv1beta1.ObjectRef
 	// StableService is the Service the object routes to; CanaryService the one Kruise routes the
 	// canary to (equal for a shared TrafficRouting or disableGenerateCanaryService).
 	StableService string
 	CanaryService string
 	// Steps holds each step's routing strategy, in order (a TrafficRouting has one).
-	Steps []v1beta1.TrafficRoutingStrategy
+	Steps []rolloutsv1beta1.TrafficRoutingStrategy
 }
 
 // ErrNoCustomNetworkRouting means the object routes no traffic through exactly one custom
@@ -31,7 +31,7 @@ var ErrNoCustomNetworkRouting = errors.New("no single custom network reference")
 
 // CustomNetworkPlanForRollout derives the plan Kruise follows for a v1beta1 canary Rollout whose
 // first traffic routing reference names one custom network object.
-func CustomNetworkPlanForRollout(rollout *v1beta1.Rollout) (CustomNetworkPlan, error) {
+func CustomNetworkPlanForRollout(rollout *rolloutsv1beta1.Rollout) (CustomNetworkPlan, error) {
 	refs := rollout.Spec.Strategy.GetTrafficRouting()
 	if len(refs) == 0 || len(refs[0].CustomNetworkRefs) != 1 {
 		return CustomNetworkPlan{}, fmt.Errorf("rollout %s has %w: spec.strategy.canary.trafficRoutings[0].customNetworkRefs needs exactly one entry", rollout.Name, ErrNoCustomNetworkRouting)
@@ -53,17 +53,17 @@ func CustomNetworkPlanForRollout(rollout *v1beta1.Rollout) (CustomNetworkPlan, e
 
 // CustomNetworkPlanForTrafficRouting derives the plan Kruise follows for a shared v1alpha1
 // TrafficRouting: one step, and the canary is the stable Service itself.
-func CustomNetworkPlanForTrafficRouting(tr *v1alpha1.TrafficRouting) (CustomNetworkPlan, error) {
+func CustomNetworkPlanForTrafficRouting(tr *rolloutsv1alpha1.TrafficRouting) (CustomNetworkPlan, error) {
 	if len(tr.Spec.ObjectRef) == 0 || len(tr.Spec.ObjectRef[0].CustomNetworkRefs) != 1 {
 		return CustomNetworkPlan{}, fmt.Errorf("trafficrouting %s has %w: spec.objectRef[0].customNetworkRefs needs exactly one entry", tr.Name, ErrNoCustomNetworkRouting)
 	}
 	ref := tr.Spec.ObjectRef[0]
 	r := ref.CustomNetworkRefs[0]
 	return CustomNetworkPlan{
-		Ref:           v1beta1.ObjectRef{APIVersion: r.APIVersion, Kind: r.Kind, Name: r.Name},
+		Ref:           rolloutsv1beta1.ObjectRef{APIVersion: r.APIVersion, Kind: r.Kind, Name: r.Name},
 		StableService: ref.Service,
 		CanaryService: ref.Service,
-		Steps:         []v1beta1.TrafficRoutingStrategy{v1alpha1.ConversionToV1beta1TrafficRoutingStrategy(tr.Spec.Strategy)},
+		Steps:         []rolloutsv1beta1.TrafficRoutingStrategy{rolloutsv1alpha1.ConversionToV1beta1TrafficRoutingStrategy(tr.Spec.Strategy)},
 	}, nil
 }
 
@@ -104,7 +104,7 @@ func ReplayCustomNetwork(script string, original *unstructured.Unstructured, pla
 }
 
 // ensureCustomNetwork is one EnsureRoutes of Kruise's custom network provider on obj.
-func ensureCustomNetwork(script string, obj *unstructured.Unstructured, plan CustomNetworkPlan, strategy v1beta1.TrafficRoutingStrategy) error {
+func ensureCustomNetwork(script string, obj *unstructured.Unstructured, plan CustomNetworkPlan, strategy rolloutsv1beta1.TrafficRoutingStrategy) error {
 	annotations := obj.GetAnnotations()
 	if _, ok := annotations[OriginalSpecAnnotation]; !ok {
 		saved := maps.Clone(annotations)

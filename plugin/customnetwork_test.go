@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	"github.com/kruise-lanes/kruise-lanes/luascripts"
@@ -52,7 +52,7 @@ func TestCustomNetworkScriptSeesInput(t *testing.T) {
 		Data:                  CustomNetworkData{Spec: map[string]any{"rules": []any{"r1"}}, Labels: map[string]string{"app": "demo"}},
 		CanaryWeight:          30,
 		StableWeight:          70,
-		Matches:               []v1beta1.HttpRouteMatch{{Headers: []gatewayv1beta1.HTTPHeaderMatch{{Type: &exact, Name: "x-user", Value: "alice"}}}},
+		Matches:               []rolloutsv1beta1.HttpRouteMatch{{Headers: []gatewayv1beta1.HTTPHeaderMatch{{Type: &exact, Name: "x-user", Value: "alice"}}}},
 		CanaryService:         "demo-canary",
 		StableService:         "demo",
 		RequestHeaderModifier: &gatewayv1beta1.HTTPHeaderFilter{Set: []gatewayv1beta1.HTTPHeader{{Name: "x-mse-tag", Value: "gray"}}},
@@ -95,13 +95,13 @@ func TestHTTPRouteRefusalIsASentence(t *testing.T) {
 }
 
 func TestCustomNetworkPlanNeedsOneRef(t *testing.T) {
-	ro := &v1beta1.Rollout{Spec: v1beta1.RolloutSpec{Strategy: v1beta1.RolloutStrategy{Canary: &v1beta1.CanaryStrategy{
-		TrafficRoutings: []v1beta1.TrafficRoutingRef{{Service: "demo", Ingress: &v1beta1.IngressTrafficRouting{Name: "demo"}}},
+	ro := &rolloutsv1beta1.Rollout{Spec: rolloutsv1beta1.RolloutSpec{Strategy: rolloutsv1beta1.RolloutStrategy{Canary: &rolloutsv1beta1.CanaryStrategy{
+		TrafficRoutings: []rolloutsv1beta1.TrafficRoutingRef{{Service: "demo", Ingress: &rolloutsv1beta1.IngressTrafficRouting{Name: "demo"}}},
 	}}}}
 	if _, err := CustomNetworkPlanForRollout(ro); !errors.Is(err, ErrNoCustomNetworkRouting) {
 		t.Errorf("error %v, want ErrNoCustomNetworkRouting", err)
 	}
-	ro.Spec.Strategy.Canary.TrafficRoutings[0].CustomNetworkRefs = []v1beta1.ObjectRef{{APIVersion: "gateway.networking.k8s.io/v1", Kind: "HTTPRoute", Name: "demo"}}
+	ro.Spec.Strategy.Canary.TrafficRoutings[0].CustomNetworkRefs = []rolloutsv1beta1.ObjectRef{{APIVersion: "gateway.networking.k8s.io/v1", Kind: "HTTPRoute", Name: "demo"}}
 	ro.Spec.Strategy.Canary.DisableGenerateCanaryService = true
 	plan, err := CustomNetworkPlanForRollout(ro)
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	"github.com/kruise-lanes/kruise-lanes/luascripts"
@@ -32,7 +32,7 @@ func FuzzIngressScripts(f *testing.F) {
 		if hRegex {
 			typ = gatewayv1beta1.HeaderMatchRegularExpression
 		}
-		match := v1beta1.HttpRouteMatch{Headers: []gatewayv1beta1.HTTPHeaderMatch{{Type: &typ, Name: gatewayv1beta1.HTTPHeaderName(hName), Value: hValue}}}
+		match := rolloutsv1beta1.HttpRouteMatch{Headers: []gatewayv1beta1.HTTPHeaderMatch{{Type: &typ, Name: gatewayv1beta1.HTTPHeaderName(hName), Value: hValue}}}
 		if qName != "" {
 			match.QueryParams = []gatewayv1beta1.HTTPQueryParamMatch{{Name: gatewayv1beta1.HTTPHeaderName(qName), Value: qValue}}
 		}
@@ -43,7 +43,7 @@ func FuzzIngressScripts(f *testing.F) {
 		in := IngressInput{
 			Annotations: annotations,
 			Weight:      weight,
-			Matches:     []v1beta1.HttpRouteMatch{match},
+			Matches:     []rolloutsv1beta1.HttpRouteMatch{match},
 			RequestHeaderModifier: &gatewayv1beta1.HTTPHeaderFilter{
 				Set:    []gatewayv1beta1.HTTPHeader{{Name: gatewayv1beta1.HTTPHeaderName(setName), Value: setValue}},
 				Remove: strings.Split(remove, ","),

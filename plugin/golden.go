@@ -8,9 +8,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
-	netv1 "k8s.io/api/networking/v1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -19,10 +19,10 @@ type IngressCase struct {
 	// Description says what the case proves.
 	Description string `json:"description"`
 	// Rollout or TrafficRouting supplies the steps; exactly one is set.
-	Rollout        *v1beta1.Rollout         `json:"rollout,omitempty"`
-	TrafficRouting *v1alpha1.TrafficRouting `json:"trafficRouting,omitempty"`
+	Rollout        *rolloutsv1beta1.Rollout         `json:"rollout,omitempty"`
+	TrafficRouting *rolloutsv1alpha1.TrafficRouting `json:"trafficRouting,omitempty"`
 	// Original is the stable Ingress.
-	Original *netv1.Ingress `json:"original"`
+	Original *networkingv1.Ingress `json:"original"`
 	// CanaryAnnotations, when set, are the annotations of a canary Ingress that already exists
 	// before the first step (for example written by another script).
 	CanaryAnnotations map[string]string `json:"canaryAnnotations,omitempty"`
@@ -70,7 +70,7 @@ func (c *IngressCase) Run(script string) ([]ExpectedStep, error) {
 	if err != nil {
 		return nil, err
 	}
-	var existing *netv1.Ingress
+	var existing *networkingv1.Ingress
 	if c.CanaryAnnotations != nil {
 		existing = BuildCanaryIngress(c.Original, plan)
 		existing.Annotations = c.CanaryAnnotations

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	"github.com/openkruise/rollouts/pkg/util/luamanager"
 	lua "github.com/yuin/gopher-lua"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -24,7 +24,7 @@ type IngressInput struct {
 	// Weight is the canary weight in percent as a string; "-1" means the step sets no weight.
 	Weight string `json:"weight"`
 	// Matches are the step's request matches (an OR of ANDed conditions).
-	Matches []v1beta1.HttpRouteMatch `json:"matches"`
+	Matches []rolloutsv1beta1.HttpRouteMatch `json:"matches"`
 	// CanaryService is the Service the canary Ingress routes to.
 	CanaryService string `json:"canaryService"`
 	// RequestHeaderModifier is the step's header injection, if any.

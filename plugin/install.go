@@ -132,9 +132,8 @@ type State struct {
 // Plan decides each key's action and the data to apply. A key is ours when our field manager owns
 // it or the annotation records it; ours is kept at our script (updated, repaired), someone else's
 // is left alone unless overwrite.
-func Plan(s State, scripts map[string]string, overwrite bool) (InstallResult, map[string]string) {
-	var res InstallResult
-	apply := map[string]string{}
+func Plan(s State, scripts map[string]string, overwrite bool) (res InstallResult, apply map[string]string) {
+	apply = map[string]string{}
 	for _, key := range slices.Sorted(maps.Keys(scripts)) {
 		script := scripts[key]
 		current, exists := s.Data[key]

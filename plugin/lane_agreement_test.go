@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	netv1 "k8s.io/api/networking/v1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
@@ -38,22 +38,22 @@ type laneAgreementCase struct {
 	} `json:"refused"`
 }
 
-func (c laneAgreementCase) objects() (*v1alpha1.TrafficRouting, *netv1.Ingress) {
-	tr := &v1alpha1.TrafficRouting{
+func (c laneAgreementCase) objects() (*rolloutsv1alpha1.TrafficRouting, *networkingv1.Ingress) {
+	tr := &rolloutsv1alpha1.TrafficRouting{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "lane", Annotations: c.TrafficRouting.Annotations},
-		Spec: v1alpha1.TrafficRoutingSpec{
-			ObjectRef: []v1alpha1.TrafficRoutingRef{{Service: "web", Ingress: &v1alpha1.IngressTrafficRouting{ClassType: "mse", Name: "web"}}},
-			Strategy:  v1alpha1.TrafficRoutingStrategy{Matches: []v1alpha1.HttpRouteMatch{{Headers: []gatewayv1beta1.HTTPHeaderMatch{{Name: "x-user", Value: "tester"}}}}},
+		Spec: rolloutsv1alpha1.TrafficRoutingSpec{
+			ObjectRef: []rolloutsv1alpha1.TrafficRoutingRef{{Service: "web", Ingress: &rolloutsv1alpha1.IngressTrafficRouting{ClassType: "mse", Name: "web"}}},
+			Strategy:  rolloutsv1alpha1.TrafficRoutingStrategy{Matches: []rolloutsv1alpha1.HttpRouteMatch{{Headers: []gatewayv1beta1.HTTPHeaderMatch{{Name: "x-user", Value: "tester"}}}}},
 		},
 	}
 	if len(c.TrafficRouting.Set) > 0 {
 		tr.Spec.Strategy.RequestHeaderModifier = &gatewayv1beta1.HTTPHeaderFilter{Set: c.TrafficRouting.Set}
 	}
-	ing := &netv1.Ingress{
+	ing := &networkingv1.Ingress{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Annotations: c.Ingress},
-		Spec: netv1.IngressSpec{Rules: []netv1.IngressRule{{Host: "shop.example.com", IngressRuleValue: netv1.IngressRuleValue{HTTP: &netv1.HTTPIngressRuleValue{
-			Paths: []netv1.HTTPIngressPath{{Path: "/", Backend: netv1.IngressBackend{Service: &netv1.IngressServiceBackend{Name: "web", Port: netv1.ServiceBackendPort{Number: 80}}}}},
+		Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: "shop.example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+			Paths: []networkingv1.HTTPIngressPath{{Path: "/", Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}},
 		}}}}},
 	}
 	return tr, ing

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"maps"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
-	netv1 "k8s.io/api/networking/v1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -24,7 +24,7 @@ type IngressPlan struct {
 	// CanaryService replaces StableService in the canary Ingress's backends.
 	CanaryService string
 	// Steps holds each step's routing strategy, in order (a TrafficRouting has one).
-	Steps []v1beta1.TrafficRoutingStrategy
+	Steps []rolloutsv1beta1.TrafficRoutingStrategy
 }
 
 // ErrNoIngressRouting means the object routes no traffic through an Ingress.
@@ -33,7 +33,7 @@ var ErrNoIngressRouting = errors.New("no ingress traffic routing")
 // PlanForRollout derives the plan Kruise follows for a v1beta1 canary Rollout whose first traffic
 // routing reference is an Ingress. Without a shared TrafficRouting the canary Ingress points at
 // the "<service>-canary" Service Kruise creates.
-func PlanForRollout(rollout *v1beta1.Rollout) (IngressPlan, error) {
+func PlanForRollout(rollout *rolloutsv1beta1.Rollout) (IngressPlan, error) {
 	refs := rollout.Spec.Strategy.GetTrafficRouting()
 	if len(refs) == 0 || refs[0].Ingress == nil {
 		return IngressPlan{}, fmt.Errorf("rollout %s has %w: spec.strategy.canary.trafficRoutings[0].ingress is not set", rollout.Name, ErrNoIngressRouting)
@@ -57,7 +57,7 @@ func PlanForRollout(rollout *v1beta1.Rollout) (IngressPlan, error) {
 // PlanForTrafficRouting derives the plan Kruise follows for a shared v1alpha1 TrafficRouting:
 // one step, and the canary Ingress points at the stable Service (lane separation comes from pod
 // labels, not from a canary Service).
-func PlanForTrafficRouting(tr *v1alpha1.TrafficRouting) (IngressPlan, error) {
+func PlanForTrafficRouting(tr *rolloutsv1alpha1.TrafficRouting) (IngressPlan, error) {
 	if len(tr.Spec.ObjectRef) == 0 || tr.Spec.ObjectRef[0].Ingress == nil {
 		return IngressPlan{}, fmt.Errorf("trafficrouting %s has %w: spec.objectRef[0].ingress is not set", tr.Name, ErrNoIngressRouting)
 	}
@@ -67,14 +67,14 @@ func PlanForTrafficRouting(tr *v1alpha1.TrafficRouting) (IngressPlan, error) {
 		ClassType:     ref.Ingress.ClassType,
 		StableService: ref.Service,
 		CanaryService: ref.Service,
-		Steps:         []v1beta1.TrafficRoutingStrategy{v1alpha1.ConversionToV1beta1TrafficRoutingStrategy(tr.Spec.Strategy)},
+		Steps:         []rolloutsv1beta1.TrafficRoutingStrategy{rolloutsv1alpha1.ConversionToV1beta1TrafficRoutingStrategy(tr.Spec.Strategy)},
 	}, nil
 }
 
 // StepResult is the canary Ingress after one step, or nil while Kruise has not created it.
 type StepResult struct {
-	Step          int            `json:"step"`
-	CanaryIngress *netv1.Ingress `json:"canaryIngress"`
+	Step          int                   `json:"step"`
+	CanaryIngress *networkingv1.Ingress `json:"canaryIngress"`
 }
 
 // StepError says at which step a script refused the input.
@@ -93,9 +93,9 @@ func (e *StepError) Unwrap() error { return e.Err }
 // each later step starts from the annotations the previous one left. A step that sets neither
 // traffic nor matches leaves the canary Ingress as it was, as Kruise does. existing, when not nil,
 // is a canary Ingress that is already there (for example one an earlier script wrote).
-func Replay(script string, stable *netv1.Ingress, plan IngressPlan, existing *netv1.Ingress) ([]StepResult, error) {
+func Replay(script string, stable *networkingv1.Ingress, plan IngressPlan, existing *networkingv1.Ingress) ([]StepResult, error) {
 	results := make([]StepResult, 0, len(plan.Steps))
-	var canary *netv1.Ingress
+	var canary *networkingv1.Ingress
 	if existing != nil {
 		canary = existing.DeepCopy()
 	}
@@ -131,7 +131,7 @@ func Replay(script string, stable *netv1.Ingress, plan IngressPlan, existing *ne
 			canary = canary.DeepCopy()
 			canary.Annotations = next
 		}
-		var snapshot *netv1.Ingress
+		var snapshot *networkingv1.Ingress
 		if canary != nil {
 			snapshot = canary.DeepCopy()
 		}
@@ -155,8 +155,8 @@ func weightOf(traffic *string) (string, error) {
 // BuildCanaryIngress builds the canary Ingress Kruise creates from a stable one: same class, TLS,
 // labels and annotations, only the rules whose backend is the stable Service, with that backend
 // replaced by the canary Service.
-func BuildCanaryIngress(stable *netv1.Ingress, plan IngressPlan) *netv1.Ingress {
-	canary := &netv1.Ingress{
+func BuildCanaryIngress(stable *networkingv1.Ingress, plan IngressPlan) *networkingv1.Ingress {
+	canary := &networkingv1.Ingress{
 		TypeMeta: metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        stable.Name + "-canary",
@@ -164,17 +164,17 @@ func BuildCanaryIngress(stable *netv1.Ingress, plan IngressPlan) *netv1.Ingress 
 			Labels:      maps.Clone(stable.Labels),
 			Annotations: maps.Clone(stable.Annotations),
 		},
-		Spec: netv1.IngressSpec{
+		Spec: networkingv1.IngressSpec{
 			IngressClassName: stable.Spec.IngressClassName,
 			TLS:              stable.Spec.TLS,
-			Rules:            []netv1.IngressRule{},
+			Rules:            []networkingv1.IngressRule{},
 		},
 	}
 	for _, rule := range stable.Spec.Rules {
 		if rule.HTTP == nil {
 			continue
 		}
-		canaryRule := netv1.IngressRule{Host: rule.Host, IngressRuleValue: netv1.IngressRuleValue{HTTP: &netv1.HTTPIngressRuleValue{}}}
+		canaryRule := networkingv1.IngressRule{Host: rule.Host, IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{}}}
 		for _, path := range rule.HTTP.Paths {
 			if path.Backend.Service == nil || path.Backend.Service.Name != plan.StableService {
 				continue

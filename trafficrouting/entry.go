@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	netv1 "k8s.io/api/networking/v1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -31,7 +31,7 @@ type EntryIngress struct {
 // else the manager's --lane-header (which the installer writes into the script). The lane's pods
 // must carry that same tag, so a lane whose header or tag would differ is refused here, as the
 // script refuses a step it cannot name the subset for.
-func CheckEntryIngress(tr *v1alpha1.TrafficRouting, lane Lane, d Defaults, ing EntryIngress) error {
+func CheckEntryIngress(tr *rolloutsv1alpha1.TrafficRouting, lane Lane, d Defaults, ing EntryIngress) error {
 	if _, ok := ing.Annotations[AnnotationServiceSubset]; !ok {
 		return nil
 	}
@@ -66,7 +66,7 @@ func CheckEntryIngress(tr *v1alpha1.TrafficRouting, lane Lane, d Defaults, ing E
 // caches and watches use for it).
 func EntryIngressObject() *metav1.PartialObjectMetadata {
 	ing := &metav1.PartialObjectMetadata{}
-	ing.SetGroupVersionKind(netv1.SchemeGroupVersion.WithKind("Ingress"))
+	ing.SetGroupVersionKind(networkingv1.SchemeGroupVersion.WithKind("Ingress"))
 	return ing
 }
 
@@ -74,7 +74,7 @@ func EntryIngressObject() *metav1.PartialObjectMetadata {
 // that Ingress's annotations (CheckEntryIngress), read through r as metadata only. A missing
 // Ingress is not checked: Kruise routes nothing without it. An error that wraps ErrMisconfigured
 // says what to change; any other is a failure to read the Ingress.
-func ResolveWithEntry(ctx context.Context, r client.Reader, tr *v1alpha1.TrafficRouting, d Defaults) (Lane, error) {
+func ResolveWithEntry(ctx context.Context, r client.Reader, tr *rolloutsv1alpha1.TrafficRouting, d Defaults) (Lane, error) {
 	lane, err := Resolve(tr, d)
 	if err != nil {
 		return Lane{}, err

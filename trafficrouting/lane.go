@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -27,7 +27,7 @@ const (
 	AnnotationBaseLabels = AnnotationPrefix + "base-labels"
 
 	// TrafficRoutingAnnotation joins a Rollout to a lane (Kruise's own annotation).
-	TrafficRoutingAnnotation = v1alpha1.TrafficRoutingAnnotation
+	TrafficRoutingAnnotation = rolloutsv1alpha1.TrafficRoutingAnnotation
 
 	// BaseTag is the tag of base (stable) pods in dialects that label them.
 	BaseTag = "base"
@@ -61,7 +61,7 @@ var ErrMisconfigured = errors.New("misconfigured")
 
 // Resolve turns a TrafficRouting into a Lane. An error wraps ErrMisconfigured and an aggregate of
 // field errors whose messages say what to change.
-func Resolve(tr *v1alpha1.TrafficRouting, d Defaults) (Lane, error) {
+func Resolve(tr *rolloutsv1alpha1.TrafficRouting, d Defaults) (Lane, error) {
 	var errs field.ErrorList
 	annotations := field.NewPath("metadata", "annotations")
 	lane := Lane{Namespace: tr.Namespace, Name: tr.Name, Header: d.LaneHeader, Dialects: d.Dialects, BaseLabels: d.BaseLabels}
@@ -108,10 +108,10 @@ func Resolve(tr *v1alpha1.TrafficRouting, d Defaults) (Lane, error) {
 		tagPath = setPath
 		lane.Tag = injected
 	}
-	switch {
-	case lane.Tag == "":
+	switch lane.Tag {
+	case "":
 		errs = append(errs, field.Required(tagPath, fmt.Sprintf("the lane tag cannot be determined: set %s, or set header %s in spec.strategy.requestHeaderModifier.set", AnnotationTag, lane.Header)))
-	case lane.Tag == BaseTag:
+	case BaseTag:
 		errs = append(errs, field.Invalid(tagPath, lane.Tag, "the tag \"base\" is reserved for stable pods"))
 	default:
 		for _, msg := range validation.IsValidLabelValue(lane.Tag) {
@@ -141,7 +141,7 @@ func Resolve(tr *v1alpha1.TrafficRouting, d Defaults) (Lane, error) {
 // InjectedValue is the value the TrafficRouting's requestHeaderModifier.set gives header (names
 // compared case-insensitively, the last entry wins, as in the ingress providers); false when it
 // sets no such header.
-func InjectedValue(tr *v1alpha1.TrafficRouting, header string) (string, bool) {
+func InjectedValue(tr *rolloutsv1alpha1.TrafficRouting, header string) (string, bool) {
 	if tr.Spec.Strategy.RequestHeaderModifier == nil {
 		return "", false
 	}

@@ -5,13 +5,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 )
 
-func trafficRouting(annotations map[string]string, set ...gatewayv1beta1.HTTPHeader) *v1alpha1.TrafficRouting {
-	tr := &v1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "mse-traffic", Annotations: annotations}}
+func trafficRouting(annotations map[string]string, set ...gatewayv1beta1.HTTPHeader) *rolloutsv1alpha1.TrafficRouting {
+	tr := &rolloutsv1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "mse-traffic", Annotations: annotations}}
 	if len(set) > 0 {
 		tr.Spec.Strategy.RequestHeaderModifier = &gatewayv1beta1.HTTPHeaderFilter{Set: set}
 	}
@@ -24,7 +24,7 @@ func header(name, value string) gatewayv1beta1.HTTPHeader {
 
 func TestResolve(t *testing.T) {
 	tests := map[string]struct {
-		tr         *v1alpha1.TrafficRouting
+		tr         *rolloutsv1alpha1.TrafficRouting
 		wantCanary map[string]string
 		wantStable map[string]string
 		wantErr    string

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -35,7 +35,7 @@ var allMeshes = []Mesh{MeshNone, MeshIstio, MeshGatewayAPI}
 // a Gateway API HTTPRoute entry implies gateway-api; any other entry (an mse or higress Ingress,
 // whose data plane routes the hops itself, or any other Ingress) implies none: a mesh is never
 // guessed.
-func MeshOf(tr *v1alpha1.TrafficRouting) (Mesh, error) {
+func MeshOf(tr *rolloutsv1alpha1.TrafficRouting) (Mesh, error) {
 	if v, ok := tr.Annotations[AnnotationMesh]; ok {
 		m := Mesh(strings.TrimSpace(v))
 		for _, known := range allMeshes {

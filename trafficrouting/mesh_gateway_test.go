@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -28,7 +28,7 @@ var httpPort = corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.Fro
 
 func TestGatewayObjectsServices(t *testing.T) {
 	lane := Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "x-mse-tag"}
-	tr := &v1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "lane", UID: types.UID("uid-1")}}
+	tr := &rolloutsv1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "lane", UID: types.UID("uid-1")}}
 	objs, err := GatewayObjects(lane, LaneOwner(tr), gatewayHop(httpPort, corev1.ServicePort{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}))
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func runtimeFromUnstructured(u *unstructured.Unstructured, into any) error {
 
 func TestGatewayObjectsRoute(t *testing.T) {
 	lane := Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "x-mse-tag"}
-	owner := LaneOwner(&v1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Name: "lane", UID: "u"}})
+	owner := LaneOwner(&rolloutsv1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Name: "lane", UID: "u"}})
 	backend := func(name string) any {
 		return map[string]any{"group": "", "kind": "Service", "name": name, "port": int64(80)}
 	}
@@ -108,7 +108,7 @@ func TestGatewayObjectsRoute(t *testing.T) {
 }
 
 func TestGatewayObjectsErrors(t *testing.T) {
-	owner := LaneOwner(&v1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Name: "lane", UID: "u"}})
+	owner := LaneOwner(&rolloutsv1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Name: "lane", UID: "u"}})
 	long := strings.Repeat("s", 60)
 	tests := map[string]struct {
 		lane Lane
@@ -138,7 +138,7 @@ func TestGatewayObjectsErrors(t *testing.T) {
 
 func TestGatewayObjectsMultiplePorts(t *testing.T) {
 	lane := Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "x-mse-tag"}
-	owner := LaneOwner(&v1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Name: "lane", UID: "u"}})
+	owner := LaneOwner(&rolloutsv1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Name: "lane", UID: "u"}})
 	objs, err := GatewayObjects(lane, owner, gatewayHop(httpPort, corev1.ServicePort{Name: "admin", Port: 9090}))
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestGatewayObjectsMultiplePorts(t *testing.T) {
 	}
 }
 
-func gatewayLane() *v1alpha1.TrafficRouting {
+func gatewayLane() *rolloutsv1alpha1.TrafficRouting {
 	tr := trafficRouting(map[string]string{AnnotationMesh: "gateway-api"}, header("x-mse-tag", "gray"))
 	tr.Name = "lane"
 	tr.UID = "uid-lane"

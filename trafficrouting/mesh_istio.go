@@ -3,7 +3,7 @@ package trafficrouting
 import (
 	"strings"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -105,9 +105,9 @@ func IstioObjects(lane Lane, owner metav1.OwnerReference, hop Hop) []*unstructur
 
 // LaneOwner is the controller reference that ties a mesh object to its lane, so that deleting the
 // TrafficRouting deletes its routes.
-func LaneOwner(tr *v1alpha1.TrafficRouting) metav1.OwnerReference {
+func LaneOwner(tr *rolloutsv1alpha1.TrafficRouting) metav1.OwnerReference {
 	return metav1.OwnerReference{
-		APIVersion: v1alpha1.GroupVersion.String(),
+		APIVersion: rolloutsv1alpha1.GroupVersion.String(),
 		Kind:       "TrafficRouting",
 		Name:       tr.Name,
 		UID:        tr.UID,

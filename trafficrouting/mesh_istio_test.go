@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -12,7 +12,7 @@ import (
 
 func TestIstioObjects(t *testing.T) {
 	lane := Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "X-MSE-Tag", Dialects: []Dialect{DialectIstio}, BaseLabels: true}
-	tr := &v1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "lane", UID: types.UID("uid-1")}}
+	tr := &rolloutsv1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "lane", UID: types.UID("uid-1")}}
 	meta := func(kind string) map[string]any {
 		return map[string]any{
 			"apiVersion": "networking.istio.io/v1",

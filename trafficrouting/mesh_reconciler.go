@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -93,7 +93,7 @@ func (r *MeshRouteReconciler) routeDrain() time.Duration {
 // Reconcile brings one lane's mesh objects to what its members need now.
 func (r *MeshRouteReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	log := logf.FromContext(ctx).WithName("mesh-routes")
-	tr := &v1alpha1.TrafficRouting{}
+	tr := &rolloutsv1alpha1.TrafficRouting{}
 	if err := r.Client.Get(ctx, req.NamespacedName, tr); err != nil {
 		// A deleted lane's objects go with it (owner references).
 		return reconcile.Result{}, client.IgnoreNotFound(err)
@@ -165,7 +165,7 @@ func (r *MeshRouteReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 					continue
 				}
 			}
-			if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: ptrUID(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
+			if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: ptrUID(obj.GetUID())}); err != nil && !apierrors.IsNotFound(err) {
 				return reconcile.Result{}, fmt.Errorf("delete %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 			}
 			log.Info("lane route deleted", "lane", req, "kind", gvk.Kind, "name", obj.GetName())
@@ -226,13 +226,13 @@ func objectKey(u *unstructured.Unstructured) string { return u.GetKind() + "/" +
 
 // releasing reports whether a member Rollout is in a release Kruise Lanes routes: progressing,
 // and not yet finalising (promoting) or cancelling (rolling back).
-func releasing(ro *v1beta1.Rollout) bool {
-	if !ro.DeletionTimestamp.IsZero() || ro.Status.Phase != v1beta1.RolloutPhaseProgressing {
+func releasing(ro *rolloutsv1beta1.Rollout) bool {
+	if !ro.DeletionTimestamp.IsZero() || ro.Status.Phase != rolloutsv1beta1.RolloutPhaseProgressing {
 		return false
 	}
 	for _, c := range ro.Status.Conditions {
-		if c.Type == v1beta1.RolloutConditionProgressing {
-			return c.Reason != v1beta1.ProgressingReasonFinalising && c.Reason != v1beta1.ProgressingReasonCancelling
+		if c.Type == rolloutsv1beta1.RolloutConditionProgressing {
+			return c.Reason != rolloutsv1beta1.ProgressingReasonFinalising && c.Reason != rolloutsv1beta1.ProgressingReasonCancelling
 		}
 	}
 	return true
@@ -246,8 +246,8 @@ func releasing(ro *v1beta1.Rollout) bool {
 // of the namespace: Services are indexed by one pair of their selector, each pod and each pod
 // template is matched only against the Services that pair names, and objects read from the cache
 // are not copied (they are only read).
-func (r *MeshRouteReconciler) hops(ctx context.Context, tr *v1alpha1.TrafficRouting, lane Lane, flavor meshFlavor) ([]Hop, error) {
-	rollouts := &v1beta1.RolloutList{}
+func (r *MeshRouteReconciler) hops(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, lane Lane, flavor meshFlavor) ([]Hop, error) {
+	rollouts := &rolloutsv1beta1.RolloutList{}
 	if err := r.Client.List(ctx, rollouts, client.InNamespace(tr.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list rollouts in %s: %w", tr.Namespace, err)
 	}
@@ -363,7 +363,7 @@ func (idx serviceIndex) selecting(labels map[string]string) []*corev1.Service {
 }
 
 // templateLabels are the pod template labels of a Rollout's workload.
-func (r *MeshRouteReconciler) templateLabels(ctx context.Context, ro *v1beta1.Rollout) (map[string]string, error) {
+func (r *MeshRouteReconciler) templateLabels(ctx context.Context, ro *rolloutsv1beta1.Rollout) (map[string]string, error) {
 	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.WorkloadRef.Name}
 	switch ro.Spec.WorkloadRef.Kind {
 	case "Deployment":
@@ -416,7 +416,7 @@ func (r *MeshRouteReconciler) list(ctx context.Context, namespace string, gvk sc
 }
 
 // ownedObjects are the mesh objects Kruise Lanes wrote for this lane, of every installed mesh.
-func (r *MeshRouteReconciler) ownedObjects(ctx context.Context, tr *v1alpha1.TrafficRouting) ([]*unstructured.Unstructured, error) {
+func (r *MeshRouteReconciler) ownedObjects(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, gvk := range r.ownedKinds() {
 		// Only read (compared, deleted): not copied out of the cache.
@@ -431,7 +431,7 @@ func (r *MeshRouteReconciler) ownedObjects(ctx context.Context, tr *v1alpha1.Tra
 
 // foreignObjects are the objects of the mesh's kinds in the lane's namespace that Kruise Lanes did
 // not write for this lane.
-func (r *MeshRouteReconciler) foreignObjects(ctx context.Context, tr *v1alpha1.TrafficRouting, flavor meshFlavor) ([]*unstructured.Unstructured, error) {
+func (r *MeshRouteReconciler) foreignObjects(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, flavor meshFlavor) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, gvk := range flavor.kinds {
 		// Only read: not copied out of the cache.
@@ -455,7 +455,7 @@ const MeshSpecHashAnnotation = AnnotationPrefix + "spec-hash"
 // write creates the object, or updates it unless current, the object of that name this lane
 // already has (nil: none), is up to date with it. It never takes over an object it did not write
 // (hops already skips those; this guards the race).
-func (r *MeshRouteReconciler) write(ctx context.Context, tr *v1alpha1.TrafficRouting, obj, current *unstructured.Unstructured) error {
+func (r *MeshRouteReconciler) write(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, obj, current *unstructured.Unstructured) error {
 	hash, err := specHash(obj)
 	if err != nil {
 		return err
@@ -649,7 +649,7 @@ func (r *MeshRouteReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("mesh-routes").
-		For(&v1alpha1.TrafficRouting{})
+		For(&rolloutsv1alpha1.TrafficRouting{})
 	for _, gvk := range r.ownedKinds() {
 		if gvk == ServiceGVK {
 			continue // every Service is watched below
@@ -659,7 +659,7 @@ func (r *MeshRouteReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Owns(u)
 	}
 	return b.
-		Watches(&v1beta1.Rollout{}, handler.EnqueueRequestsFromMapFunc(laneOfRollout)).
+		Watches(&rolloutsv1beta1.Rollout{}, handler.EnqueueRequestsFromMapFunc(laneOfRollout)).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.lanesInNamespace)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.lanesInNamespace), builder.WithPredicates(lanePods)).
 		Complete(r)
@@ -684,7 +684,7 @@ func laneOfRollout(_ context.Context, obj client.Object) []reconcile.Request {
 }
 
 func (r *MeshRouteReconciler) lanesInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
-	list := &v1alpha1.TrafficRoutingList{}
+	list := &rolloutsv1alpha1.TrafficRoutingList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
 		logf.FromContext(ctx).Error(err, "list lanes", "namespace", obj.GetNamespace())
 		return nil

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,10 +38,10 @@ func meshScheme(t *testing.T) *runtime.Scheme {
 // base, and, when releasing, a Ready canary pod labelled gray.
 func member(name string, releasing bool) []client.Object {
 	lbl := map[string]string{"app": name}
-	ro := &v1beta1.Rollout{
+	ro := &rolloutsv1beta1.Rollout{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "rollout-" + name, Annotations: map[string]string{TrafficRoutingAnnotation: "lane"}},
-		Spec:       v1beta1.RolloutSpec{WorkloadRef: v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: name}},
-		Status:     v1beta1.RolloutStatus{Phase: v1beta1.RolloutPhaseHealthy},
+		Spec:       rolloutsv1beta1.RolloutSpec{WorkloadRef: rolloutsv1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: name}},
+		Status:     rolloutsv1beta1.RolloutStatus{Phase: rolloutsv1beta1.RolloutPhaseHealthy},
 	}
 	pod := func(suffix, tag string) *corev1.Pod {
 		return &corev1.Pod{
@@ -57,13 +57,13 @@ func member(name string, releasing bool) []client.Object {
 		ro, pod("stable", BaseTag),
 	}
 	if releasing {
-		ro.Status.Phase = v1beta1.RolloutPhaseProgressing
+		ro.Status.Phase = rolloutsv1beta1.RolloutPhaseProgressing
 		objs = append(objs, pod("canary", "gray"))
 	}
 	return objs
 }
 
-func istioLane() *v1alpha1.TrafficRouting {
+func istioLane() *rolloutsv1alpha1.TrafficRouting {
 	tr := trafficRouting(map[string]string{AnnotationMesh: "istio"}, header("x-mse-tag", "gray"))
 	tr.Name = "lane"
 	tr.UID = "uid-lane"
@@ -168,24 +168,24 @@ func TestIstioRouteReconcilerLaneRouteFollowsReadiness(t *testing.T) {
 }
 
 func TestReleasing(t *testing.T) {
-	withReason := func(phase v1beta1.RolloutPhase, reason string) *v1beta1.Rollout {
-		ro := &v1beta1.Rollout{Status: v1beta1.RolloutStatus{Phase: phase}}
+	withReason := func(phase rolloutsv1beta1.RolloutPhase, reason string) *rolloutsv1beta1.Rollout {
+		ro := &rolloutsv1beta1.Rollout{Status: rolloutsv1beta1.RolloutStatus{Phase: phase}}
 		if reason != "" {
-			ro.Status.Conditions = []v1beta1.RolloutCondition{{Type: v1beta1.RolloutConditionProgressing, Status: corev1.ConditionTrue, Reason: reason}}
+			ro.Status.Conditions = []rolloutsv1beta1.RolloutCondition{{Type: rolloutsv1beta1.RolloutConditionProgressing, Status: corev1.ConditionTrue, Reason: reason}}
 		}
 		return ro
 	}
 	tests := []struct {
-		ro   *v1beta1.Rollout
+		ro   *rolloutsv1beta1.Rollout
 		want bool
 	}{
-		{withReason(v1beta1.RolloutPhaseProgressing, ""), true},
-		{withReason(v1beta1.RolloutPhaseProgressing, v1beta1.ProgressingReasonInRolling), true},
-		{withReason(v1beta1.RolloutPhaseProgressing, v1beta1.ProgressingReasonPaused), true},
+		{withReason(rolloutsv1beta1.RolloutPhaseProgressing, ""), true},
+		{withReason(rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.ProgressingReasonInRolling), true},
+		{withReason(rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.ProgressingReasonPaused), true},
 		// Kruise is promoting or rolling back: the lane routes go first.
-		{withReason(v1beta1.RolloutPhaseProgressing, v1beta1.ProgressingReasonFinalising), false},
-		{withReason(v1beta1.RolloutPhaseProgressing, v1beta1.ProgressingReasonCancelling), false},
-		{withReason(v1beta1.RolloutPhaseHealthy, v1beta1.ProgressingReasonCompleted), false},
+		{withReason(rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.ProgressingReasonFinalising), false},
+		{withReason(rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.ProgressingReasonCancelling), false},
+		{withReason(rolloutsv1beta1.RolloutPhaseHealthy, rolloutsv1beta1.ProgressingReasonCompleted), false},
 	}
 	for _, tc := range tests {
 		reason := ""
@@ -479,11 +479,11 @@ func TestMeshRouteReconcilerDrainsDestinations(t *testing.T) {
 	// Routed again during the drain: the DestinationRule stays and loses its mark.
 	c = fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", false), objs[0], objs[1], istioLane())...).Build()
 	reconcileAt(newReconciler(), 0)
-	ro := &v1beta1.Rollout{}
+	ro := &rolloutsv1beta1.Rollout{}
 	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: "rollout-a"}, ro); err != nil {
 		t.Fatal(err)
 	}
-	ro.Status.Phase = v1beta1.RolloutPhaseProgressing
+	ro.Status.Phase = rolloutsv1beta1.RolloutPhaseProgressing
 	if err := c.Update(t.Context(), ro); err != nil {
 		t.Fatal(err)
 	}

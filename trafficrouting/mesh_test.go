@@ -5,32 +5,32 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	"k8s.io/utils/ptr"
 )
 
-func withEntry(tr *v1alpha1.TrafficRouting, ref v1alpha1.TrafficRoutingRef) *v1alpha1.TrafficRouting {
-	tr.Spec.ObjectRef = []v1alpha1.TrafficRoutingRef{ref}
+func withEntry(tr *rolloutsv1alpha1.TrafficRouting, ref rolloutsv1alpha1.TrafficRoutingRef) *rolloutsv1alpha1.TrafficRouting {
+	tr.Spec.ObjectRef = []rolloutsv1alpha1.TrafficRoutingRef{ref}
 	return tr
 }
 
 func TestMeshOf(t *testing.T) {
-	vsEntry := v1alpha1.TrafficRoutingRef{Service: "a", CustomNetworkRefs: []v1alpha1.CustomNetworkRef{{APIVersion: "networking.istio.io/v1beta1", Kind: "VirtualService", Name: "a"}}}
+	vsEntry := rolloutsv1alpha1.TrafficRoutingRef{Service: "a", CustomNetworkRefs: []rolloutsv1alpha1.CustomNetworkRef{{APIVersion: "networking.istio.io/v1beta1", Kind: "VirtualService", Name: "a"}}}
 	tests := map[string]struct {
-		tr      *v1alpha1.TrafficRouting
+		tr      *rolloutsv1alpha1.TrafficRouting
 		want    Mesh
 		wantErr string
 	}{
 		"mse ingress entry: labels only": {
-			tr:   withEntry(trafficRouting(nil), v1alpha1.TrafficRoutingRef{Service: "a", Ingress: &v1alpha1.IngressTrafficRouting{ClassType: "mse", Name: "a"}}),
+			tr:   withEntry(trafficRouting(nil), rolloutsv1alpha1.TrafficRoutingRef{Service: "a", Ingress: &rolloutsv1alpha1.IngressTrafficRouting{ClassType: "mse", Name: "a"}}),
 			want: MeshNone,
 		},
 		"higress ingress entry: labels only": {
-			tr:   withEntry(trafficRouting(nil), v1alpha1.TrafficRoutingRef{Service: "a", Ingress: &v1alpha1.IngressTrafficRouting{ClassType: "higress", Name: "a"}}),
+			tr:   withEntry(trafficRouting(nil), rolloutsv1alpha1.TrafficRoutingRef{Service: "a", Ingress: &rolloutsv1alpha1.IngressTrafficRouting{ClassType: "higress", Name: "a"}}),
 			want: MeshNone,
 		},
 		"nginx ingress entry: no mesh is guessed": {
-			tr:   withEntry(trafficRouting(nil), v1alpha1.TrafficRoutingRef{Service: "a", Ingress: &v1alpha1.IngressTrafficRouting{Name: "a"}}),
+			tr:   withEntry(trafficRouting(nil), rolloutsv1alpha1.TrafficRoutingRef{Service: "a", Ingress: &rolloutsv1alpha1.IngressTrafficRouting{Name: "a"}}),
 			want: MeshNone,
 		},
 		"no entry": {tr: trafficRouting(nil), want: MeshNone},
@@ -39,11 +39,11 @@ func TestMeshOf(t *testing.T) {
 			want: MeshIstio,
 		},
 		"Gateway API HTTPRoute entry": {
-			tr:   withEntry(trafficRouting(nil), v1alpha1.TrafficRoutingRef{Service: "a", Gateway: &v1alpha1.GatewayTrafficRouting{HTTPRouteName: ptr.To("a")}}),
+			tr:   withEntry(trafficRouting(nil), rolloutsv1alpha1.TrafficRoutingRef{Service: "a", Gateway: &rolloutsv1alpha1.GatewayTrafficRouting{HTTPRouteName: ptr.To("a")}}),
 			want: MeshGatewayAPI,
 		},
 		"HTTPRoute as a custom ref": {
-			tr:   withEntry(trafficRouting(nil), v1alpha1.TrafficRoutingRef{Service: "a", CustomNetworkRefs: []v1alpha1.CustomNetworkRef{{APIVersion: "gateway.networking.k8s.io/v1", Kind: "HTTPRoute", Name: "a"}}}),
+			tr:   withEntry(trafficRouting(nil), rolloutsv1alpha1.TrafficRoutingRef{Service: "a", CustomNetworkRefs: []rolloutsv1alpha1.CustomNetworkRef{{APIVersion: "gateway.networking.k8s.io/v1", Kind: "HTTPRoute", Name: "a"}}}),
 			want: MeshGatewayAPI,
 		},
 		"annotation wins over the entry": {
@@ -51,7 +51,7 @@ func TestMeshOf(t *testing.T) {
 			want: MeshNone,
 		},
 		"annotation istio on an mse entry": {
-			tr:   withEntry(trafficRouting(map[string]string{AnnotationMesh: "istio"}), v1alpha1.TrafficRoutingRef{Service: "a", Ingress: &v1alpha1.IngressTrafficRouting{ClassType: "mse", Name: "a"}}),
+			tr:   withEntry(trafficRouting(map[string]string{AnnotationMesh: "istio"}), rolloutsv1alpha1.TrafficRoutingRef{Service: "a", Ingress: &rolloutsv1alpha1.IngressTrafficRouting{ClassType: "mse", Name: "a"}}),
 			want: MeshIstio,
 		},
 		"annotation gateway-api": {tr: trafficRouting(map[string]string{AnnotationMesh: "gateway-api"}), want: MeshGatewayAPI},

@@ -9,8 +9,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -137,8 +137,8 @@ func (r *PodLabelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("lane-labels").
 		For(&corev1.Pod{}).
-		Watches(&v1beta1.Rollout{}, handler.EnqueueRequestsFromMapFunc(r.podsOfRollout)).
-		Watches(&v1alpha1.TrafficRouting{}, handler.EnqueueRequestsFromMapFunc(r.podsOfLane)).
+		Watches(&rolloutsv1beta1.Rollout{}, handler.EnqueueRequestsFromMapFunc(r.podsOfRollout)).
+		Watches(&rolloutsv1alpha1.TrafficRouting{}, handler.EnqueueRequestsFromMapFunc(r.podsOfLane)).
 		// A workload's pods change role only when its revision markers change (a Deployment's
 		// labels, a StatefulSet's or CloneSet's status revisions), and only a Rollout's workload
 		// has lane pods: other changes of other workloads enqueue nothing.
@@ -190,7 +190,7 @@ func (r *PodLabelReconciler) podsOfMemberWorkload(ctx context.Context, obj clien
 	case *unstructured.Unstructured:
 		kind = "CloneSet"
 	}
-	list := &v1beta1.RolloutList{}
+	list := &rolloutsv1beta1.RolloutList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{RolloutWorkloadIndex: workloadKey(kind, name)}); err != nil {
 		logf.FromContext(ctx).Error(err, "list rollouts of workload", "kind", kind, "name", name)
 		return nil
@@ -207,7 +207,7 @@ func (r *PodLabelReconciler) podsOfNamespace(ctx context.Context, obj client.Obj
 
 // podsOfEntry enqueues the pods of the lanes whose entry is this Ingress.
 func (r *PodLabelReconciler) podsOfEntry(ctx context.Context, obj client.Object) []reconcile.Request {
-	list := &v1alpha1.TrafficRoutingList{}
+	list := &rolloutsv1alpha1.TrafficRoutingList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
 		logf.FromContext(ctx).Error(err, "list lanes of ingress", "ingress", obj.GetName())
 		return nil
@@ -223,7 +223,7 @@ func (r *PodLabelReconciler) podsOfEntry(ctx context.Context, obj client.Object)
 }
 
 func (r *PodLabelReconciler) podsOfLane(ctx context.Context, obj client.Object) []reconcile.Request {
-	list := &v1beta1.RolloutList{}
+	list := &rolloutsv1beta1.RolloutList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
 		logf.FromContext(ctx).Error(err, "list rollouts of lane", "lane", obj.GetName())
 		return nil
@@ -238,7 +238,7 @@ func (r *PodLabelReconciler) podsOfLane(ctx context.Context, obj client.Object) 
 }
 
 func (r *PodLabelReconciler) podsOfRollout(ctx context.Context, obj client.Object) []reconcile.Request {
-	rollout, ok := obj.(*v1beta1.Rollout)
+	rollout, ok := obj.(*rolloutsv1beta1.Rollout)
 	if !ok {
 		return nil
 	}

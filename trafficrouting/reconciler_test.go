@@ -1,18 +1,18 @@
 package trafficrouting
 
 import (
-	appsv1 "k8s.io/api/apps/v1"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -26,7 +26,7 @@ func reconcilePod(t *testing.T, p *corev1.Pod, objs ...client.Object) (*corev1.P
 	t.Helper()
 	p.Name = "a-pod"
 	c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(append(objs, p)...).
-		WithIndex(&v1beta1.Rollout{}, RolloutWorkloadIndex, IndexRolloutWorkload).Build()
+		WithIndex(&rolloutsv1beta1.Rollout{}, RolloutWorkloadIndex, IndexRolloutWorkload).Build()
 	obs := &tally{}
 	rec := record.NewFakeRecorder(10)
 	r := &PodLabelReconciler{Client: c, Resolver: &Resolver{Reader: c, Defaults: DefaultDefaults()}, Recorder: rec, Observer: obs}
@@ -56,7 +56,7 @@ func laneLabels(p *corev1.Pod) map[string]string {
 func TestReconcileLabelsAMissedCanary(t *testing.T) {
 	p := pod(map[string]string{"pod-template-hash": "new"}, owner("ReplicaSet", "a-new"))
 	got, obs, rec := reconcilePod(t, p, deployment("a", map[string]string{StableRevisionLabel: "old"}), replicaSet("a-new", "a"),
-		rollout("rollout-a", "Deployment", "a", "mse-traffic", v1beta1.RolloutPhaseProgressing), lane("mse-traffic", nil, "gray"))
+		rollout("rollout-a", "Deployment", "a", "mse-traffic", rolloutsv1beta1.RolloutPhaseProgressing), lane("mse-traffic", nil, "gray"))
 	if diff := cmp.Diff(grayLabels, laneLabels(got)); diff != "" {
 		t.Errorf("lane labels (-want +got):\n%s", diff)
 	}
@@ -72,7 +72,7 @@ func TestReconcileRemovesOnlyManagedLabelsAfterPromotion(t *testing.T) {
 	p := pod(map[string]string{"pod-template-hash": "new", "alicloud.service.tag": "gray", "opensergo.io/canary-gray": "gray", "ASM_TRAFFIC_TAG": "mine"}, owner("ReplicaSet", "a-new"))
 	p.Annotations = map[string]string{ManagedLabelsAnnotation: "alicloud.service.tag,opensergo.io/canary-gray"}
 	got, obs, _ := reconcilePod(t, p, deployment("a", nil), replicaSet("a-new", "a"),
-		rollout("rollout-a", "Deployment", "a", "mse-traffic", v1beta1.RolloutPhaseHealthy), lane("mse-traffic", nil, "gray"))
+		rollout("rollout-a", "Deployment", "a", "mse-traffic", rolloutsv1beta1.RolloutPhaseHealthy), lane("mse-traffic", nil, "gray"))
 	if diff := cmp.Diff(map[string]string{"ASM_TRAFFIC_TAG": "mine"}, laneLabels(got)); diff != "" {
 		t.Errorf("lane labels (-want +got):\n%s", diff)
 	}
@@ -107,7 +107,7 @@ func TestPodsOfRolloutIncludesExtraCanaryDeployment(t *testing.T) {
 	other.Name = "other"
 	c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(stable, canary, p1, p2, other).Build()
 	r := &PodLabelReconciler{Client: c, Resolver: &Resolver{Reader: c}}
-	reqs := r.podsOfRollout(t.Context(), rollout("rollout-a", "Deployment", "a", "lane", v1beta1.RolloutPhaseProgressing))
+	reqs := r.podsOfRollout(t.Context(), rollout("rollout-a", "Deployment", "a", "lane", rolloutsv1beta1.RolloutPhaseProgressing))
 	names := map[string]int{}
 	for _, q := range reqs {
 		names[q.Name]++
@@ -123,7 +123,7 @@ func TestReconcileLaneDeletedMidRelease(t *testing.T) {
 	p := pod(map[string]string{"pod-template-hash": "new", "alicloud.service.tag": "gray", "opensergo.io/canary-gray": "gray"}, owner("ReplicaSet", "a-new"))
 	p.Annotations = map[string]string{ManagedLabelsAnnotation: "alicloud.service.tag,opensergo.io/canary-gray"}
 	got, obs, _ := reconcilePod(t, p, deployment("a", map[string]string{StableRevisionLabel: "old"}), replicaSet("a-new", "a"),
-		rollout("rollout-a", "Deployment", "a", "mse-traffic", v1beta1.RolloutPhaseProgressing))
+		rollout("rollout-a", "Deployment", "a", "mse-traffic", rolloutsv1beta1.RolloutPhaseProgressing))
 	if len(laneLabels(got)) != 0 || got.Annotations[ManagedLabelsAnnotation] != "" {
 		t.Errorf("lane labels %v (managed %q) left on a pod whose lane was deleted", laneLabels(got), got.Annotations[ManagedLabelsAnnotation])
 	}
@@ -136,7 +136,7 @@ func TestReconcileMisconfiguredLaneLeavesPodsAlone(t *testing.T) {
 	p := pod(map[string]string{"pod-template-hash": "new", "alicloud.service.tag": "gray"}, owner("ReplicaSet", "a-new"))
 	p.Annotations = map[string]string{ManagedLabelsAnnotation: "alicloud.service.tag"}
 	got, obs, _ := reconcilePod(t, p, deployment("a", map[string]string{StableRevisionLabel: "old"}), replicaSet("a-new", "a"),
-		rollout("rollout-a", "Deployment", "a", "mse-traffic", v1beta1.RolloutPhaseProgressing), lane("mse-traffic", map[string]string{AnnotationDialects: "nope"}, "gray"))
+		rollout("rollout-a", "Deployment", "a", "mse-traffic", rolloutsv1beta1.RolloutPhaseProgressing), lane("mse-traffic", map[string]string{AnnotationDialects: "nope"}, "gray"))
 	if got.Labels["alicloud.service.tag"] != "gray" || obs.removed != 0 {
 		t.Errorf("a misconfigured lane changed its pod: labels %v, removed %d", got.Labels, obs.removed)
 	}
@@ -151,12 +151,12 @@ func TestReconcileGivesTemplateLabelBack(t *testing.T) {
 			asm[AnnotationBaseLabels] = baseLabels
 			p := pod(map[string]string{"pod-template-hash": "new", LabelASM: "base"}, owner("ReplicaSet", "a-new"))
 			objs := []client.Object{deployment("a", map[string]string{StableRevisionLabel: "old"}), replicaSet("a-new", "a"), lane("asm-traffic", asm, "gray")}
-			got, _, _ := reconcilePod(t, p, append(objs, rollout("rollout-a", "Deployment", "a", "asm-traffic", v1beta1.RolloutPhaseProgressing))...)
+			got, _, _ := reconcilePod(t, p, append(objs, rollout("rollout-a", "Deployment", "a", "asm-traffic", rolloutsv1beta1.RolloutPhaseProgressing))...)
 			if got.Labels[LabelASM] != "gray" || got.Annotations[OriginalLabelsAnnotation] != `{"ASM_TRAFFIC_TAG":"base"}` {
 				t.Fatalf("releasing: %s=%q, originals %q", LabelASM, got.Labels[LabelASM], got.Annotations[OriginalLabelsAnnotation])
 			}
 			got.ResourceVersion = ""
-			done, _, rec := reconcilePod(t, got, append(objs, rollout("rollout-a", "Deployment", "a", "asm-traffic", v1beta1.RolloutPhaseHealthy))...)
+			done, _, rec := reconcilePod(t, got, append(objs, rollout("rollout-a", "Deployment", "a", "asm-traffic", rolloutsv1beta1.RolloutPhaseHealthy))...)
 			if done.Labels[LabelASM] != "base" {
 				t.Errorf("after the release %s=%q, want the template's base", LabelASM, done.Labels[LabelASM])
 			}
@@ -185,8 +185,8 @@ func TestWorkloadEventsEnqueueOnlyLaneMembers(t *testing.T) {
 	pb := pod(map[string]string{"app": "b"}, nil)
 	pb.Name = "b-1"
 	c := fake.NewClientBuilder().WithScheme(scheme(t)).
-		WithObjects(member, canary, other, pa, pb, rollout("rollout-a", "Deployment", "a", "lane", v1beta1.RolloutPhaseProgressing)).
-		WithIndex(&v1beta1.Rollout{}, RolloutWorkloadIndex, IndexRolloutWorkload).Build()
+		WithObjects(member, canary, other, pa, pb, rollout("rollout-a", "Deployment", "a", "lane", rolloutsv1beta1.RolloutPhaseProgressing)).
+		WithIndex(&rolloutsv1beta1.Rollout{}, RolloutWorkloadIndex, IndexRolloutWorkload).Build()
 	r := &PodLabelReconciler{Client: c, Resolver: &Resolver{Reader: c}}
 	for _, tc := range []struct {
 		workload client.Object

@@ -7,8 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,7 +28,7 @@ var CloneSetGVK = schema.GroupVersionKind{Group: "apps.kruise.io", Version: "v1a
 
 // IndexRolloutWorkload is the index function for RolloutWorkloadIndex.
 func IndexRolloutWorkload(obj client.Object) []string {
-	r, ok := obj.(*v1beta1.Rollout)
+	r, ok := obj.(*rolloutsv1beta1.Rollout)
 	if !ok || r.Spec.WorkloadRef.Name == "" {
 		return nil
 	}
@@ -51,7 +51,7 @@ type Resolver struct {
 // Decision is what a pod should carry.
 type Decision struct {
 	// Rollout is the lane member releasing the pod's workload; nil if there is none.
-	Rollout *v1beta1.Rollout
+	Rollout *rolloutsv1beta1.Rollout
 	// Lane is the member's resolved lane; nil when the pod is in no lane or the lane is broken.
 	Lane *Lane
 	// Role of the pod in the lane.
@@ -81,7 +81,7 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 	if laneName == "" {
 		return d, nil
 	}
-	tr := &v1alpha1.TrafficRouting{}
+	tr := &rolloutsv1alpha1.TrafficRouting{}
 	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: laneName}, tr); err != nil {
 		if apierrors.IsNotFound(err) {
 			d.Problem = fmt.Errorf("rollout %s joins %w: trafficrouting %s/%s does not exist", rollout.Name, ErrLaneNotFound, pod.Namespace, laneName)
@@ -98,7 +98,7 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 		return Decision{}, err
 	}
 	d.Lane = &lane
-	d.Role = RoleOf(pod.Labels, w, rollout.Status.Phase == v1beta1.RolloutPhaseProgressing)
+	d.Role = RoleOf(pod.Labels, w, rollout.Status.Phase == rolloutsv1beta1.RolloutPhaseProgressing)
 	d.Labels = lane.DesiredLabels(d.Role)
 	if err := checkSelector(pod, kind, name, w.SelectorKeys, d.Labels); err != nil {
 		d.Lane, d.Labels, d.Problem = nil, nil, fmt.Errorf("lane %s/%s is %w: %w", pod.Namespace, laneName, ErrMisconfigured, err)
@@ -135,7 +135,7 @@ func selectorKeys(sel *metav1.LabelSelector) []string {
 }
 
 // workloadOf returns the kind and name of the workload a Rollout would name for this pod.
-func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (string, string, Workload, error) {
+func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name string, wl Workload, err error) {
 	owner := metav1.GetControllerOf(pod)
 	if owner == nil {
 		return "", "", Workload{}, nil
@@ -169,12 +169,12 @@ func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (string, str
 	return "", "", Workload{}, nil
 }
 
-func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName string) (string, string, Workload, error) {
+func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName string) (kind, name string, wl Workload, err error) {
 	// A pod may be admitted before its ReplicaSet reaches the cache: the ReplicaSet is then
 	// named <deployment>-<pod-template-hash>, which names the Deployment without an API call.
 	deployName := ""
 	rs := &appsv1.ReplicaSet{}
-	err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs)
+	err = r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs)
 	switch {
 	case err == nil:
 		if owner := metav1.GetControllerOf(rs); owner != nil && owner.Kind == "Deployment" {
@@ -204,8 +204,8 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 	return "Deployment", deploy.Name, Workload{Kind: "Deployment", StableRevision: deploy.Labels[StableRevisionLabel], SelectorKeys: keys}, nil
 }
 
-func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string) (*v1beta1.Rollout, error) {
-	list := &v1beta1.RolloutList{}
+func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string) (*rolloutsv1beta1.Rollout, error) {
+	list := &rolloutsv1beta1.RolloutList{}
 	if err := r.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{RolloutWorkloadIndex: workloadKey(kind, name)}); err != nil {
 		return nil, fmt.Errorf("list rollouts of %s %s/%s: %w", kind, namespace, name, err)
 	}

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,17 +40,17 @@ func replicaSet(name, deploy string) *appsv1.ReplicaSet {
 	return &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, OwnerReferences: owner("Deployment", deploy)}}
 }
 
-func rollout(name, kind, workload, lane string, phase v1beta1.RolloutPhase) *v1beta1.Rollout {
-	r := &v1beta1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+func rollout(name, kind, workload, lane string, phase rolloutsv1beta1.RolloutPhase) *rolloutsv1beta1.Rollout {
+	r := &rolloutsv1beta1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	if lane != "" {
 		r.Annotations = map[string]string{TrafficRoutingAnnotation: lane}
 	}
-	r.Spec.WorkloadRef = v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: kind, Name: workload}
+	r.Spec.WorkloadRef = rolloutsv1beta1.ObjectRef{APIVersion: "apps/v1", Kind: kind, Name: workload}
 	r.Status.Phase = phase
 	return r
 }
 
-func lane(name string, annotations map[string]string, tag string) *v1alpha1.TrafficRouting {
+func lane(name string, annotations map[string]string, tag string) *rolloutsv1alpha1.TrafficRouting {
 	tr := trafficRouting(annotations)
 	tr.Namespace, tr.Name = ns, name
 	if tag != "" {
@@ -66,7 +66,7 @@ func pod(labels map[string]string, owners []metav1.OwnerReference) *corev1.Pod {
 func resolver(t *testing.T, objs ...client.Object) *Resolver {
 	t.Helper()
 	c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(objs...).
-		WithIndex(&v1beta1.Rollout{}, RolloutWorkloadIndex, IndexRolloutWorkload).Build()
+		WithIndex(&rolloutsv1beta1.Rollout{}, RolloutWorkloadIndex, IndexRolloutWorkload).Build()
 	return &Resolver{Reader: c, Defaults: DefaultDefaults()}
 }
 
@@ -76,7 +76,7 @@ func TestDecide(t *testing.T) {
 	partition := []client.Object{
 		deployment("a", map[string]string{StableRevisionLabel: "old"}),
 		replicaSet("a-new", "a"), replicaSet("a-old", "a"),
-		rollout("rollout-a", "Deployment", "a", "mse-traffic", v1beta1.RolloutPhaseProgressing),
+		rollout("rollout-a", "Deployment", "a", "mse-traffic", rolloutsv1beta1.RolloutPhaseProgressing),
 		lane("mse-traffic", nil, "gray"),
 	}
 	tests := map[string]struct {
@@ -97,39 +97,39 @@ func TestDecide(t *testing.T) {
 		},
 		"ReplicaSet not in the cache yet: Deployment from its name": {
 			objs: []client.Object{deployment("a", map[string]string{StableRevisionLabel: "old"}),
-				rollout("rollout-a", "Deployment", "a", "mse-traffic", v1beta1.RolloutPhaseProgressing), lane("mse-traffic", nil, "gray")},
+				rollout("rollout-a", "Deployment", "a", "mse-traffic", rolloutsv1beta1.RolloutPhaseProgressing), lane("mse-traffic", nil, "gray")},
 			pod:      pod(map[string]string{"pod-template-hash": "7f9c"}, owner("ReplicaSet", "a-7f9c")),
 			wantRole: RoleCanary, wantLabels: grayLabels, wantRollout: "rollout-a",
 		},
 		"extra-workload canary Deployment": {
 			objs: []client.Object{deployment("b-canary-x", map[string]string{CanaryDeploymentLabel: "b"}), replicaSet("b-canary-x-1", "b-canary-x"),
-				rollout("rollout-b", "Deployment", "b", "mse-traffic", v1beta1.RolloutPhaseProgressing), lane("mse-traffic", nil, "gray")},
+				rollout("rollout-b", "Deployment", "b", "mse-traffic", rolloutsv1beta1.RolloutPhaseProgressing), lane("mse-traffic", nil, "gray")},
 			pod:      pod(map[string]string{"pod-template-hash": "1"}, owner("ReplicaSet", "b-canary-x-1")),
 			wantRole: RoleCanary, wantLabels: grayLabels, wantRollout: "rollout-b",
 		},
 		"StatefulSet update revision": {
 			objs: []client.Object{&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "c"}, Status: appsv1.StatefulSetStatus{UpdateRevision: "c-2", CurrentRevision: "c-1"}},
-				rollout("rollout-c", "StatefulSet", "c", "mse-traffic", v1beta1.RolloutPhaseProgressing), lane("mse-traffic", nil, "gray")},
+				rollout("rollout-c", "StatefulSet", "c", "mse-traffic", rolloutsv1beta1.RolloutPhaseProgressing), lane("mse-traffic", nil, "gray")},
 			pod:      pod(map[string]string{"controller-revision-hash": "c-2"}, owner("StatefulSet", "c")),
 			wantRole: RoleCanary, wantLabels: grayLabels, wantRollout: "rollout-c",
 		},
 		"Rollout not releasing: stable": {
 			objs: []client.Object{deployment("a", map[string]string{StableRevisionLabel: "old"}), replicaSet("a-new", "a"),
-				rollout("rollout-a", "Deployment", "a", "mse-traffic", v1beta1.RolloutPhaseHealthy), lane("mse-traffic", nil, "gray")},
+				rollout("rollout-a", "Deployment", "a", "mse-traffic", rolloutsv1beta1.RolloutPhaseHealthy), lane("mse-traffic", nil, "gray")},
 			pod:      pod(map[string]string{"pod-template-hash": "new"}, owner("ReplicaSet", "a-new")),
 			wantRole: RoleStable, wantLabels: map[string]string{}, wantRollout: "rollout-a",
 		},
 		"Rollout in no lane": {
-			objs: []client.Object{deployment("a", nil), replicaSet("a-new", "a"), rollout("rollout-a", "Deployment", "a", "", v1beta1.RolloutPhaseProgressing)},
+			objs: []client.Object{deployment("a", nil), replicaSet("a-new", "a"), rollout("rollout-a", "Deployment", "a", "", rolloutsv1beta1.RolloutPhaseProgressing)},
 			pod:  pod(map[string]string{"pod-template-hash": "new"}, owner("ReplicaSet", "a-new")), wantRollout: "rollout-a",
 		},
 		"lane does not exist": {
-			objs: []client.Object{deployment("a", nil), replicaSet("a-new", "a"), rollout("rollout-a", "Deployment", "a", "gone", v1beta1.RolloutPhaseProgressing)},
+			objs: []client.Object{deployment("a", nil), replicaSet("a-new", "a"), rollout("rollout-a", "Deployment", "a", "gone", rolloutsv1beta1.RolloutPhaseProgressing)},
 			pod:  pod(map[string]string{"pod-template-hash": "new"}, owner("ReplicaSet", "a-new")), wantRollout: "rollout-a",
 			wantProblem: "rollout rollout-a joins lane not found: trafficrouting shop/gone does not exist",
 		},
 		"lane without a tag": {
-			objs: []client.Object{deployment("a", nil), replicaSet("a-new", "a"), rollout("rollout-a", "Deployment", "a", "mse-traffic", v1beta1.RolloutPhaseProgressing), lane("mse-traffic", nil, "")},
+			objs: []client.Object{deployment("a", nil), replicaSet("a-new", "a"), rollout("rollout-a", "Deployment", "a", "mse-traffic", rolloutsv1beta1.RolloutPhaseProgressing), lane("mse-traffic", nil, "")},
 			pod:  pod(map[string]string{"pod-template-hash": "new"}, owner("ReplicaSet", "a-new")), wantRollout: "rollout-a",
 			wantProblem: "the lane tag cannot be determined",
 		},
@@ -174,7 +174,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestDecideNotFoundLaneIsTyped(t *testing.T) {
-	r := resolver(t, deployment("a", nil), replicaSet("a-1", "a"), rollout("rollout-a", "Deployment", "a", "gone", v1beta1.RolloutPhaseProgressing))
+	r := resolver(t, deployment("a", nil), replicaSet("a-1", "a"), rollout("rollout-a", "Deployment", "a", "gone", rolloutsv1beta1.RolloutPhaseProgressing))
 	d, err := r.Decide(t.Context(), pod(map[string]string{"pod-template-hash": "1"}, owner("ReplicaSet", "a-1")))
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func TestDecideRefusesToChangeASelectorLabel(t *testing.T) {
 	d.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a", LabelASM: BaseTag}}
 	asm := lane("asm-traffic", map[string]string{AnnotationDialects: "asm", AnnotationBaseLabels: "true"}, "gray")
 	r := resolver(t, d, replicaSet("a-new", "a"), replicaSet("a-old", "a"), asm,
-		rollout("rollout-a", "Deployment", "a", "asm-traffic", v1beta1.RolloutPhaseProgressing))
+		rollout("rollout-a", "Deployment", "a", "asm-traffic", rolloutsv1beta1.RolloutPhaseProgressing))
 	canary := pod(map[string]string{"app": "a", LabelASM: BaseTag, "pod-template-hash": "new"}, owner("ReplicaSet", "a-new"))
 	got, err := r.Decide(t.Context(), canary)
 	if err != nil {

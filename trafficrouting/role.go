@@ -130,7 +130,7 @@ func (c LabelChange) IsEmpty(annotations map[string]string) bool {
 // there). A label present with another value that is not ours is taken over, and its value kept in
 // OriginalLabelsAnnotation. A managed label the lane no longer wants gets its original value back,
 // or is removed if it had none; once a label is back at its original value it is no longer managed.
-func LabelChanges(labels, annotations map[string]string, desired map[string]string) LabelChange {
+func LabelChanges(labels, annotations, desired map[string]string) LabelChange {
 	managed := map[string]bool{}
 	for _, k := range strings.Split(annotations[ManagedLabelsAnnotation], ",") {
 		if k = strings.TrimSpace(k); k != "" {

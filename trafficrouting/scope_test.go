@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 )
 
 func TestNamespaceScopeFollowsTheWebhookSelector(t *testing.T) {
@@ -73,7 +73,7 @@ func TestReconcileSkipsNamespacesOutOfScope(t *testing.T) {
 	}
 }
 
-func rolloutType() client.Object { return &v1beta1.Rollout{} }
+func rolloutType() client.Object { return &rolloutsv1beta1.Rollout{} }
 
 func reconcileRequest(o client.Object) reconcile.Request {
 	return reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}

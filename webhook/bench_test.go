@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -98,6 +98,10 @@ func (r *indexerReader) add(obj client.Object) error {
 }
 
 func (r *indexerReader) gvk(obj k8sruntime.Object) (schema.GroupVersionKind, error) {
+	if _, ok := obj.(*metav1.PartialObjectMetadata); ok {
+		// A metadata-only object names its kind itself, as controller-runtime's metadata cache reads it.
+		return obj.GetObjectKind().GroupVersionKind(), nil
+	}
 	gvks, _, err := r.scheme.ObjectKinds(obj)
 	if err != nil {
 		return schema.GroupVersionKind{}, fmt.Errorf("kind of %T: %w", obj, err)
@@ -253,12 +257,12 @@ func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, stripManagedField
 	for n := range benchNamespaces {
 		ns := fmt.Sprintf("team-%02d", n)
 		for l := range benchLanesPerNS {
-			add(&v1alpha1.TrafficRouting{
+			add(&rolloutsv1alpha1.TrafficRouting{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("lane-%d", l)},
-				Spec: v1alpha1.TrafficRoutingSpec{
-					ObjectRef: []v1alpha1.TrafficRoutingRef{{Service: "entry", Ingress: &v1alpha1.IngressTrafficRouting{ClassType: "mse", Name: "entry"}}},
-					Strategy: v1alpha1.TrafficRoutingStrategy{
-						Matches:               []v1alpha1.HttpRouteMatch{{Headers: []gatewayv1beta1.HTTPHeaderMatch{{Name: "x-user", Value: "tester"}}}},
+				Spec: rolloutsv1alpha1.TrafficRoutingSpec{
+					ObjectRef: []rolloutsv1alpha1.TrafficRoutingRef{{Service: "entry", Ingress: &rolloutsv1alpha1.IngressTrafficRouting{ClassType: "mse", Name: "entry"}}},
+					Strategy: rolloutsv1alpha1.TrafficRoutingStrategy{
+						Matches:               []rolloutsv1alpha1.HttpRouteMatch{{Headers: []gatewayv1beta1.HTTPHeaderMatch{{Name: "x-user", Value: "tester"}}}},
 						RequestHeaderModifier: &gatewayv1beta1.HTTPHeaderFilter{Set: []gatewayv1beta1.HTTPHeader{{Name: "x-mse-tag", Value: fmt.Sprintf("gray%d", l)}}},
 					},
 				},
@@ -268,12 +272,12 @@ func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, stripManagedField
 			deploy := fmt.Sprintf("svc-%03d", i)
 			stable, canary := "5d8f9c7b6a", "7c6b5a4d3e"
 			releasing := i%2 == 0
-			labels := map[string]string{"app": deploy}
+			deployLabels := map[string]string{"app": deploy}
 			if releasing {
-				labels = map[string]string{"app": deploy, trafficrouting.StableRevisionLabel: stable}
+				deployLabels = map[string]string{"app": deploy, trafficrouting.StableRevisionLabel: stable}
 			}
 			add(&appsv1.Deployment{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: deploy, UID: types.UID(ns + deploy), Labels: labels},
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: deploy, UID: types.UID(ns + deploy), Labels: deployLabels},
 				Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](benchPodsPerWorkload), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": deploy}}},
 			})
 			for _, hash := range []string{stable, canary} {
@@ -283,18 +287,18 @@ func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, stripManagedField
 					OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy, UID: types.UID(ns + deploy), Controller: ptr.To(true)}},
 				}})
 			}
-			ro := &v1beta1.Rollout{
+			ro := &rolloutsv1beta1.Rollout{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rollout-" + deploy, Annotations: map[string]string{trafficrouting.TrafficRoutingAnnotation: fmt.Sprintf("lane-%d", i%benchLanesPerNS)}},
-				Spec: v1beta1.RolloutSpec{
-					WorkloadRef: v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy},
-					Strategy: v1beta1.RolloutStrategy{Canary: &v1beta1.CanaryStrategy{Steps: []v1beta1.CanaryStep{
+				Spec: rolloutsv1beta1.RolloutSpec{
+					WorkloadRef: rolloutsv1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy},
+					Strategy: rolloutsv1beta1.RolloutStrategy{Canary: &rolloutsv1beta1.CanaryStrategy{Steps: []rolloutsv1beta1.CanaryStep{
 						{Replicas: ptr.To(intstr.FromString("20%"))}, {Replicas: ptr.To(intstr.FromString("100%"))},
 					}}},
 				},
-				Status: v1beta1.RolloutStatus{Phase: v1beta1.RolloutPhaseHealthy},
+				Status: rolloutsv1beta1.RolloutStatus{Phase: rolloutsv1beta1.RolloutPhaseHealthy},
 			}
 			if releasing {
-				ro.Status.Phase = v1beta1.RolloutPhaseProgressing
+				ro.Status.Phase = rolloutsv1beta1.RolloutPhaseProgressing
 			}
 			add(ro)
 			for p := range benchPodsPerWorkload {

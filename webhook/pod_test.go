@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -41,13 +41,13 @@ func newScheme(t testing.TB) *runtime.Scheme {
 }
 
 func fixture(tag string) []client.Object {
-	tr := &v1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "lane"}}
+	tr := &rolloutsv1alpha1.TrafficRouting{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "lane"}}
 	if tag != "" {
 		tr.Spec.Strategy.RequestHeaderModifier = &gatewayv1beta1.HTTPHeaderFilter{Set: []gatewayv1beta1.HTTPHeader{{Name: "x-mse-tag", Value: tag}}}
 	}
-	r := &v1beta1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "rollout-a", Annotations: map[string]string{trafficrouting.TrafficRoutingAnnotation: "lane"}}}
-	r.Spec.WorkloadRef = v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "a"}
-	r.Status.Phase = v1beta1.RolloutPhaseProgressing
+	r := &rolloutsv1beta1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "rollout-a", Annotations: map[string]string{trafficrouting.TrafficRoutingAnnotation: "lane"}}}
+	r.Spec.WorkloadRef = rolloutsv1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "a"}
+	r.Status.Phase = rolloutsv1beta1.RolloutPhaseProgressing
 	return []client.Object{
 		tr, r,
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "a", Labels: map[string]string{trafficrouting.StableRevisionLabel: "old"}}},
@@ -58,7 +58,7 @@ func handler(t testing.TB, objs []client.Object) (*PodLabeler, *counts, *record.
 	t.Helper()
 	s := newScheme(t)
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
-		WithIndex(&v1beta1.Rollout{}, trafficrouting.RolloutWorkloadIndex, trafficrouting.IndexRolloutWorkload).Build()
+		WithIndex(&rolloutsv1beta1.Rollout{}, trafficrouting.RolloutWorkloadIndex, trafficrouting.IndexRolloutWorkload).Build()
 	obs := &counts{outcomes: map[Outcome]int{}}
 	rec := record.NewFakeRecorder(10)
 	return &PodLabeler{

@@ -25,7 +25,7 @@ type reconcileMetrics struct {
 // scrapeController reads one controller's reconcile figures from a controller-runtime metrics
 // endpoint.
 func scrapeController(ctx context.Context, hc *http.Client, port int, controller string) (reconcileMetrics, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), http.NoBody)
 	if err != nil {
 		return reconcileMetrics{}, fmt.Errorf("build metrics request: %w", err)
 	}

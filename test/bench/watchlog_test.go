@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/cache"
+	toolscache "k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 )
 
@@ -43,7 +43,7 @@ func startWatchLog(ctx context.Context, dc dynamic.Interface, gvr schema.GroupVe
 	if err != nil {
 		return nil, fmt.Errorf("list %s in %s: %w", gvr.Resource, namespace, err)
 	}
-	lw := &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	lw := &toolscache.ListWatch{WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 		return ri.Watch(ctx, opts)
 	}}
 	w, err := watchtools.NewRetryWatcherWithContext(ctx, list.GetResourceVersion(), lw)

@@ -47,11 +47,12 @@ const (
 	chartFullname = chartRelease + "-lanes"
 	// chartWebhookConfig is the chart's MutatingWebhookConfiguration, <fullname>-<namespace>.
 	chartWebhookConfig = chartFullname + "-" + chartNamespace
-	// chartOptInLabel is the only namespace label the installed webhook selects; no namespace
-	// carries it. The chart's webhook points at an in-cluster Service nothing serves here (the
-	// manager runs out of cluster), and the API server would dial its ClusterIP: keeping every
-	// namespace out of it means no test's pod creation ever waits on it.
-	chartOptInLabel = "kruise-lanes.io/chart-e2e"
+	// chartOptInSelector is the helm --set value making kruise-lanes.io/chart-e2e=opt-in the
+	// only namespace label the installed webhook selects; no namespace carries it. The chart's
+	// webhook points at an in-cluster Service nothing serves here (the manager runs out of
+	// cluster), and the API server would dial its ClusterIP: keeping every namespace out of it
+	// means no test's pod creation ever waits on it.
+	chartOptInSelector = `webhook.namespaceSelector.matchLabels.kruise-lanes\.io/chart-e2e=opt-in`
 )
 
 // Keys of Kruise's ConfigMap in this test.
@@ -119,7 +120,7 @@ func TestChartInstall(t *testing.T) {
 	start := time.Now()
 	out, err := h.run(ctx, "install", chartRelease, filepath.Join(cluster.RepoRoot, "charts", "lanes"),
 		"-n", chartNamespace, "--create-namespace",
-		"--set", `webhook.namespaceSelector.matchLabels.kruise-lanes\.io/chart-e2e=opt-in`,
+		"--set", chartOptInSelector,
 		// Mesh routes on, so that their RBAC is proved too: the manager starts informers on
 		// Services, Istio's and Gateway API's routes as the chart's ServiceAccount.
 		"--set", "meshRoutes.enabled=true")
@@ -326,17 +327,16 @@ func assertCanaryIngressUsesOurScript(t *testing.T) {
 
 // releaseManifest returns the objects of the installed release (helm get manifest) and the
 // arguments of its Deployment's manager container.
-func releaseManifest(t *testing.T, h *helmRunner) ([]*unstructured.Unstructured, []string) {
+func releaseManifest(t *testing.T, h *helmRunner) (objs []*unstructured.Unstructured, args []string) {
 	t.Helper()
 	manifest, err := h.run(t.Context(), "get", "manifest", chartRelease, "-n", chartNamespace)
 	if err != nil {
 		t.Fatalf("helm get manifest: %v\n%s", err, manifest)
 	}
-	objs, err := framework.DecodeYAML([]byte(manifest))
+	objs, err = framework.DecodeYAML([]byte(manifest))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var args []string
 	for _, o := range objs {
 		if o.GetKind() != "Deployment" {
 			continue
@@ -386,7 +386,7 @@ func startChartManager(t *testing.T, name string, deploymentArgs []string) *char
 	err = framework.WaitFor(ctx, 60*time.Second, "lanes-manager ready with the chart's caBundle injected", func(ctx context.Context) (bool, error) {
 		select {
 		case <-mgr.Exited():
-			return false, framework.Permanent(fmt.Errorf("lanes-manager exited: %v\n%s", mgr.ExitErr(), mgr.Tail(30)))
+			return false, framework.Permanent(fmt.Errorf("lanes-manager exited: %w\n%s", mgr.ExitErr(), mgr.Tail(30)))
 		default:
 		}
 		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
@@ -569,7 +569,7 @@ func hookJobArgs(t *testing.T) []string {
 // probeOK says whether lanes-manager's /readyz on port answers 200.
 func probeOK(ctx context.Context, port int) (bool, error) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 	if err != nil {
 		return false, err
 	}

@@ -69,11 +69,11 @@ spec:
 `
 
 // lanes runs kubectl-lanes in process against the test cluster and returns its output and exit code.
-func lanes(t *testing.T, ns string, args ...string) (string, string, int) {
+func lanes(t *testing.T, ns string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	full := append([]string{args[0], "--kubeconfig", cluster.Kubeconfig, "-n", ns}, args[1:]...)
-	code := app.Run(full, app.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	code = app.Run(full, app.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	t.Logf("kubectl lanes %s -> exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	return out.String(), errOut.String(), code
 }
@@ -130,7 +130,7 @@ func TestCLILaneLifecycle(t *testing.T) {
 	setImage(t, client.ObjectKey{Namespace: ns, Name: "spring-cloud-c"}, "example.com/spring-cloud-c:v2")
 	_, _, code = lanes(t, ns, "wait", "mse-traffic", "--for=paused", "--timeout=120s", "--interval=500ms")
 	wantExit(t, code, 0, "wait --for=paused")
-	err := framework.WaitFor(ctx, stepTimeout, "the lane trace to reach the canaries of A and C", func(ctx context.Context) (bool, error) {
+	err := framework.WaitFor(ctx, stepTimeout, "the lane trace to reach the canaries of A and C", func(context.Context) (bool, error) {
 		out, _, _ := lanes(t, ns, "trace", "mse-traffic", chain)
 		return strings.TrimSpace(out) == "spring-cloud-a[gray] -> spring-cloud-b[base] -> spring-cloud-c[gray]", nil
 	})

@@ -75,7 +75,11 @@ func TestDemoLifecycle(t *testing.T) {
 		if want := demoMeshAnswer[phase]; len(mesh) != 1 || mesh[0] != want {
 			t.Errorf("%s: the mesh call answered %q, want %q", phase, mesh, want)
 		}
-		tail := demoMeshAnswer[phase][strings.Index(demoMeshAnswer[phase], " -> "):]
+		_, afterA, ok := strings.Cut(demoMeshAnswer[phase], " -> ")
+		if !ok {
+			t.Fatalf("%s: the expected mesh answer %q has no hop after A", phase, demoMeshAnswer[phase])
+		}
+		tail := " -> " + afterA
 		for _, a := range tagged {
 			if !strings.HasSuffix(a, tail) {
 				t.Errorf("%s: curl with x-mse-tag answered %q, want it to end %q", phase, a, tail)

@@ -19,8 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
-	toolswatch "k8s.io/client-go/tools/watch"
+	toolscache "k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kruise-lanes/kruise-lanes/test/e2e/framework"
@@ -165,7 +165,7 @@ func (g *laneGuard) watch(ctx context.Context, t *testing.T, wc client.WithWatch
 	if err != nil {
 		t.Fatal(err)
 	}
-	lw := &cache.ListWatch{WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
+	lw := &toolscache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 		return wc.Watch(ctx, list.DeepCopyObject().(client.ObjectList), append(opts, &client.ListOptions{Raw: &o})...)
 	}}
 	g.wg.Add(1)
@@ -189,8 +189,8 @@ func (g *laneGuard) watch(ctx context.Context, t *testing.T, wc client.WithWatch
 
 // follow watches from rv, checking each event and keeping known current, until the guard stops
 // (false) or the watch ends and a new list is needed (true).
-func (g *laneGuard) follow(ctx context.Context, rv string, lw cache.WatcherWithContext, known map[string]runtime.Object, check func(watch.EventType, runtime.Object) string) bool {
-	rw, err := toolswatch.NewRetryWatcherWithContext(ctx, rv, lw)
+func (g *laneGuard) follow(ctx context.Context, rv string, lw toolscache.WatcherWithContext, known map[string]runtime.Object, check func(watch.EventType, runtime.Object) string) bool {
+	rw, err := watchtools.NewRetryWatcherWithContext(ctx, rv, lw)
 	if err != nil {
 		g.record(fmt.Sprintf("watching from %s: %v", rv, err))
 		return false

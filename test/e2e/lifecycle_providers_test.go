@@ -74,7 +74,7 @@ func TestLifecycleChartUpgrade(t *testing.T) {
 		_, _ = h.run(context.Background(), "uninstall", chartRelease, "-n", chartNamespace, "--no-hooks", "--ignore-not-found")
 	})
 	out, err := h.run(ctx, "install", chartRelease, chartDir(), "-n", chartNamespace, "--create-namespace",
-		"--set", `webhook.namespaceSelector.matchLabels.kruise-lanes\.io/chart-e2e=opt-in`)
+		"--set", chartOptInSelector)
 	if err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}

@@ -57,10 +57,11 @@ func demoDeployment(ns, name, version, downstream, laneLabel string, replicas in
 		{Name: "GRPC_ADDR", Value: fmt.Sprintf("$(POD_IP):%d", demoGRPCPort)},
 	}
 	if downstream != "" {
-		env = append(env, corev1.EnvVar{Name: "DOWNSTREAM", Value: fmt.Sprintf("xds:///%s.$(POD_NAMESPACE).svc.cluster.local:%d", downstream, demoGRPCPort)})
 		// A new pod's first call waits for its first xDS discovery; kwok makes a pod Ready
-		// without a readiness probe, so leave room for a busy istiod.
-		env = append(env, corev1.EnvVar{Name: "DOWNSTREAM_TIMEOUT", Value: "5s"})
+		// without a readiness probe, so DOWNSTREAM_TIMEOUT leaves room for a busy istiod.
+		env = append(env,
+			corev1.EnvVar{Name: "DOWNSTREAM", Value: fmt.Sprintf("xds:///%s.$(POD_NAMESPACE).svc.cluster.local:%d", downstream, demoGRPCPort)},
+			corev1.EnvVar{Name: "DOWNSTREAM_TIMEOUT", Value: "5s"})
 	}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},

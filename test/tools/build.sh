@@ -2,7 +2,8 @@
 # build.sh OUTDIR [GROUP...] — builds the e2e control plane and data planes from the pinned tool
 # modules beside this script and stages the Kruise Rollouts manager's run-time files. Called by
 # `make tools` with OUTDIR=.cache/bin and no group (all of them); `make demo` names only the groups
-# the demo runs. Groups: etcd kruise kruise-apps kube kwok helm traefik istio.
+# the demo runs; `make lint` names golangci-lint. Groups: etcd kruise kruise-apps kube kwok helm
+# traefik istio golangci-lint.
 #
 # Each tool group is rebuilt only when one of its binaries is missing or its stamp changed. The
 # stamp is a hash of the group's go.mod and go.sum, the Go version and the link flags, so bumping a
@@ -19,7 +20,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 mkdir -p "$1"
 out="$(cd "$1" && pwd)"
 shift
-all_groups=(etcd kruise kruise-apps kube kwok helm traefik istio)
+all_groups=(etcd kruise kruise-apps kube kwok helm traefik istio golangci-lint)
 groups=("$@")
 [[ ${#groups[@]} -eq 0 ]] && groups=("${all_groups[@]}")
 for g in "${groups[@]}"; do
@@ -30,8 +31,9 @@ wanted() { [[ " ${groups[*]} " == *" $1 "* ]]; }
 stamps="$out/.stamps"
 mkdir -p "$stamps"
 
-# The e2e harness sets up its test network with iproute2's `ip` (test/e2e/framework/netns.go).
-if ! command -v ip >/dev/null 2>&1; then
+# The e2e harness sets up its test network with iproute2's `ip` (test/e2e/framework/netns.go);
+# `make lint`, which asks for the linter alone, does not need it.
+if [[ "${groups[*]}" != golangci-lint ]] && ! command -v ip >/dev/null 2>&1; then
 	echo "installing iproute2 (the e2e harness's test network needs ip)"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
 fi
@@ -133,4 +135,12 @@ wanted helm && build helm "-s -w" helm=helm.sh/helm/v3/cmd/helm
 # binary); istiod's pilot-discovery the second.
 wanted traefik && build traefik "-s -w" traefik=github.com/traefik/traefik/v3/cmd/traefik
 wanted istio && build istio "-s -w" pilot-discovery=istio.io/istio/pilot/cmd/pilot-discovery
+# The linter `make lint` runs. Its version is stamped from the pin (golangci-lint would otherwise
+# report the tools module's "(devel)"); a fixed date keeps the build reproducible.
+if wanted golangci-lint; then
+	lint_version="$(sed -n 's|^require github.com/golangci/golangci-lint/v2 v||p' "$here/golangci-lint/go.mod")"
+	[[ -n "$lint_version" ]] || { echo "cannot read the golangci-lint pin from $here/golangci-lint/go.mod" >&2; exit 1; }
+	build golangci-lint "-s -w -X main.version=$lint_version -X main.commit=module -X main.date=1970-01-01T00:00:00Z" \
+		golangci-lint=github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+fi
 printf 'tools ready in %s (%ds)\n' "$out" $((SECONDS - total))

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -32,9 +32,9 @@ const (
 // Rollout has left the step (or reached a state past StepReady); while it is StepReady it is only
 // watched, and while it is StepPaused at the same step the approval is sent again (a Rollout that
 // moved on is never paused at the same step index, so this cannot approve a later step).
-func Approve(ctx context.Context, c client.Client, r *v1beta1.Rollout) error {
+func Approve(ctx context.Context, c client.Client, r *rolloutsv1beta1.Rollout) error {
 	cs := r.Status.CanaryStatus
-	if cs == nil || cs.CurrentStepState != v1beta1.CanaryStepStatePaused {
+	if cs == nil || cs.CurrentStepState != rolloutsv1beta1.CanaryStepStatePaused {
 		state := ""
 		if cs != nil {
 			state = string(cs.CurrentStepState)
@@ -66,13 +66,13 @@ func Approve(ctx context.Context, c client.Client, r *v1beta1.Rollout) error {
 			return nil
 		}
 		switch cs.CurrentStepState {
-		case v1beta1.CanaryStepStatePaused:
+		case rolloutsv1beta1.CanaryStepStatePaused:
 			resend = true
-		case v1beta1.CanaryStepStateReady:
+		case rolloutsv1beta1.CanaryStepStateReady:
 			resend = false
 		default:
 			return nil
 		}
 	}
-	return fmt.Errorf("Kruise kept rollout %s at step %d (%s) after %d approvals; see its status message", r.Name, step, r.Status.CanaryStatus.CurrentStepState, sent)
+	return fmt.Errorf("after %d approvals Kruise kept rollout %s at step %d (%s); see its status message", sent, r.Name, step, r.Status.CanaryStatus.CurrentStepState)
 }

@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,7 +26,7 @@ import (
 
 // LaneState is everything the lane verbs read about one lane.
 type LaneState struct {
-	TrafficRouting *v1alpha1.TrafficRouting
+	TrafficRouting *rolloutsv1alpha1.TrafficRouting
 	// Lane is nil when the TrafficRouting is misconfigured (LaneErr says why).
 	Lane    *trafficrouting.Lane
 	LaneErr error
@@ -35,7 +35,7 @@ type LaneState struct {
 
 // Member is one Rollout of the lane and its workload's pods.
 type Member struct {
-	Rollout *v1beta1.Rollout
+	Rollout *rolloutsv1beta1.Rollout
 	Pods    []corev1.Pod
 	// Selector selects the workload's pods (nil when the workload is missing).
 	Selector labels.Selector
@@ -48,7 +48,7 @@ var ErrLaneNotFound = errors.New("lane not found")
 // resolves it (ResolveWithEntry), its member Rollouts (annotated
 // rollouts.kruise.io/trafficrouting: <lane>) and their workloads' pods.
 func Load(ctx context.Context, c client.Client, namespace, name string, d trafficrouting.Defaults) (*LaneState, error) {
-	tr := &v1alpha1.TrafficRouting{}
+	tr := &rolloutsv1alpha1.TrafficRouting{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, tr); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("%w: no TrafficRouting %q in namespace %q (kubectl lanes list shows the lanes)", ErrLaneNotFound, name, namespace)
@@ -65,7 +65,7 @@ func Load(ctx context.Context, c client.Client, namespace, name string, d traffi
 	default:
 		st.Lane = &lane
 	}
-	rollouts := &v1beta1.RolloutList{}
+	rollouts := &rolloutsv1beta1.RolloutList{}
 	if err := c.List(ctx, rollouts, client.InNamespace(namespace)); err != nil {
 		return nil, fmt.Errorf("list rollouts in %s: %w", namespace, err)
 	}
@@ -94,7 +94,7 @@ func Load(ctx context.Context, c client.Client, namespace, name string, d traffi
 }
 
 // workloadSelector returns the pod selector of the Rollout's workload, nil if it is missing.
-func workloadSelector(ctx context.Context, c client.Client, r *v1beta1.Rollout) (labels.Selector, error) {
+func workloadSelector(ctx context.Context, c client.Client, r *rolloutsv1beta1.Rollout) (labels.Selector, error) {
 	ref := r.Spec.WorkloadRef
 	key := client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}
 	var sel *metav1.LabelSelector
@@ -132,7 +132,7 @@ func workloadSelector(ctx context.Context, c client.Client, r *v1beta1.Rollout) 
 	return s, nil
 }
 
-func workloadNotFound(err error, r *v1beta1.Rollout) error {
+func workloadNotFound(err error, r *rolloutsv1beta1.Rollout) error {
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -140,7 +140,7 @@ func workloadNotFound(err error, r *v1beta1.Rollout) error {
 }
 
 // StepState is the member's canary step state ("" when it has no canary status).
-func (m Member) StepState() v1beta1.CanaryStepState {
+func (m Member) StepState() rolloutsv1beta1.CanaryStepState {
 	if m.Rollout.Status.CanaryStatus == nil {
 		return ""
 	}
@@ -148,7 +148,9 @@ func (m Member) StepState() v1beta1.CanaryStepState {
 }
 
 // Releasing reports whether the member is in a release.
-func (m Member) Releasing() bool { return m.Rollout.Status.Phase == v1beta1.RolloutPhaseProgressing }
+func (m Member) Releasing() bool {
+	return m.Rollout.Status.Phase == rolloutsv1beta1.RolloutPhaseProgressing
+}
 
 // ReadyLanePods counts the member's Ready pods that carry all of the lane's canary labels.
 func (m Member) ReadyLanePods(lane *trafficrouting.Lane) int {

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,9 +39,9 @@ func TestReplaceTemplatePrecondition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := Member{Rollout: &v1beta1.Rollout{
+	m := Member{Rollout: &rolloutsv1beta1.Rollout{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "rollout-web"},
-		Spec:       v1beta1.RolloutSpec{WorkloadRef: v1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}},
+		Spec:       rolloutsv1beta1.RolloutSpec{WorkloadRef: rolloutsv1beta1.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}},
 	}}
 
 	t.Run("unchanged workload: rolled back", func(t *testing.T) {

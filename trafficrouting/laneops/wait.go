@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -13,11 +13,11 @@ import (
 type Goal string
 
 const (
-	// GoalPaused: every releasing member is paused at a step.
+	// GoalPaused means every releasing member is paused at a step.
 	GoalPaused Goal = "paused"
-	// GoalCompleted: every member is Healthy again after its release.
+	// GoalCompleted means every member is Healthy again after its release.
 	GoalCompleted Goal = "completed"
-	// GoalHealthy: every member and the TrafficRouting are Healthy.
+	// GoalHealthy means every member and the TrafficRouting are Healthy.
 	GoalHealthy Goal = "healthy"
 )
 
@@ -52,9 +52,9 @@ func RolledBack(m Member, wasReleasing bool) bool {
 	}
 	for _, c := range m.Rollout.Status.Conditions {
 		switch {
-		case c.Type == v1beta1.RolloutConditionProgressing && c.Reason == v1alpha1.ProgressingReasonCancelling:
+		case c.Type == rolloutsv1beta1.RolloutConditionProgressing && c.Reason == rolloutsv1alpha1.ProgressingReasonCancelling:
 			return true
-		case c.Type == v1beta1.RolloutConditionSucceeded && c.Status == corev1.ConditionFalse && !m.Releasing():
+		case c.Type == rolloutsv1beta1.RolloutConditionSucceeded && c.Status == corev1.ConditionFalse && !m.Releasing():
 			return true
 		}
 	}
@@ -66,7 +66,7 @@ func RolledBack(m Member, wasReleasing bool) bool {
 func Judge(st *LaneState, goal Goal, start ReleaseStart) Verdict {
 	for _, m := range st.Members {
 		switch m.Rollout.Status.Phase {
-		case v1beta1.RolloutPhaseDisabled, v1beta1.RolloutPhaseDisabling, v1beta1.RolloutPhaseTerminating:
+		case rolloutsv1beta1.RolloutPhaseDisabled, rolloutsv1beta1.RolloutPhaseDisabling, rolloutsv1beta1.RolloutPhaseTerminating:
 			return Verdict{Failed: fmt.Sprintf("member %s is %s", m.Rollout.Name, m.Rollout.Status.Phase)}
 		}
 		// Waiting for healthy is how a pipeline waits for a rollback to finish, so only the
@@ -87,7 +87,7 @@ func Judge(st *LaneState, goal Goal, start ReleaseStart) Verdict {
 				continue
 			}
 			releasing++
-			if m.StepState() != v1beta1.CanaryStepStatePaused {
+			if m.StepState() != rolloutsv1beta1.CanaryStepStatePaused {
 				missing = append(missing, fmt.Sprintf("%s is %s", m.Rollout.Name, dash(string(m.StepState()))))
 			}
 		}
@@ -96,11 +96,11 @@ func Judge(st *LaneState, goal Goal, start ReleaseStart) Verdict {
 		}
 	case GoalCompleted, GoalHealthy:
 		for _, m := range st.Members {
-			if m.Rollout.Status.Phase != v1beta1.RolloutPhaseHealthy {
+			if m.Rollout.Status.Phase != rolloutsv1beta1.RolloutPhaseHealthy {
 				missing = append(missing, fmt.Sprintf("%s is %s/%s", m.Rollout.Name, dash(string(m.Rollout.Status.Phase)), dash(string(m.StepState()))))
 			}
 		}
-		if goal == GoalHealthy && st.TrafficRouting.Status.Phase != v1alpha1.TrafficRoutingPhaseHealthy {
+		if goal == GoalHealthy && st.TrafficRouting.Status.Phase != rolloutsv1alpha1.TrafficRoutingPhaseHealthy {
 			missing = append(missing, fmt.Sprintf("the lane is %s", dash(string(st.TrafficRouting.Status.Phase))))
 		}
 	}

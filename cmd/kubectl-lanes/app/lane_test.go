@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -13,12 +13,12 @@ import (
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting/laneops"
 )
 
-func memberOf(name string, phase v1beta1.RolloutPhase, state v1beta1.CanaryStepState, pods ...corev1.Pod) laneops.Member {
-	r := &v1beta1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "rollout-" + name}}
-	r.Spec.WorkloadRef = v1beta1.ObjectRef{Kind: "Deployment", Name: name}
+func memberOf(name string, phase rolloutsv1beta1.RolloutPhase, state rolloutsv1beta1.CanaryStepState, pods ...corev1.Pod) laneops.Member {
+	r := &rolloutsv1beta1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "rollout-" + name}}
+	r.Spec.WorkloadRef = rolloutsv1beta1.ObjectRef{Kind: "Deployment", Name: name}
 	r.Status.Phase = phase
 	if state != "" {
-		r.Status.CanaryStatus = &v1beta1.CanaryStatus{CommonStatus: v1beta1.CommonStatus{CurrentStepState: state}}
+		r.Status.CanaryStatus = &rolloutsv1beta1.CanaryStatus{CommonStatus: rolloutsv1beta1.CommonStatus{CurrentStepState: state}}
 	}
 	return laneops.Member{Rollout: r, Pods: pods}
 }
@@ -35,14 +35,14 @@ var gray = map[string]string{"alicloud.service.tag": "gray", "opensergo.io/canar
 
 func state(members ...laneops.Member) *laneops.LaneState {
 	lane := &trafficrouting.Lane{Tag: "gray", Dialects: []trafficrouting.Dialect{trafficrouting.DialectMSE, trafficrouting.DialectOpenSergo}}
-	return &laneops.LaneState{TrafficRouting: &v1alpha1.TrafficRouting{Status: v1alpha1.TrafficRoutingStatus{Phase: v1alpha1.TrafficRoutingPhaseHealthy}}, Lane: lane, Members: members}
+	return &laneops.LaneState{TrafficRouting: &rolloutsv1alpha1.TrafficRouting{Status: rolloutsv1alpha1.TrafficRoutingStatus{Phase: rolloutsv1alpha1.TrafficRoutingPhaseHealthy}}, Lane: lane, Members: members}
 }
 
 func TestTrace(t *testing.T) {
 	st := state(
-		memberOf("a", v1beta1.RolloutPhaseProgressing, v1beta1.CanaryStepStatePaused, lanePod(true, gray), lanePod(true, nil)),
-		memberOf("b", v1beta1.RolloutPhaseHealthy, ""),
-		memberOf("c", v1beta1.RolloutPhaseProgressing, v1beta1.CanaryStepStatePaused, lanePod(false, gray)),
+		memberOf("a", rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.CanaryStepStatePaused, lanePod(true, gray), lanePod(true, nil)),
+		memberOf("b", rolloutsv1beta1.RolloutPhaseHealthy, ""),
+		memberOf("c", rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.CanaryStepStatePaused, lanePod(false, gray)),
 	)
 	if got := formatTrace(traceOf(st, []string{"a", "b", "c", "d"})); got != "a[gray] -> b[base] -> c[base] -> d[base]" {
 		t.Errorf("trace = %q (a Ready lane pod makes gray; an unready one does not; a non-member is base)", got)
@@ -53,12 +53,12 @@ func TestTrace(t *testing.T) {
 }
 
 func TestJudge(t *testing.T) {
-	paused := memberOf("a", v1beta1.RolloutPhaseProgressing, v1beta1.CanaryStepStatePaused)
-	upgrading := memberOf("c", v1beta1.RolloutPhaseProgressing, v1beta1.CanaryStepStateUpgrade)
-	healthy := memberOf("b", v1beta1.RolloutPhaseHealthy, v1beta1.CanaryStepStateCompleted)
-	cancelling := memberOf("a", v1beta1.RolloutPhaseProgressing, v1beta1.CanaryStepStatePaused)
-	cancelling.Rollout.Status.Conditions = []v1beta1.RolloutCondition{{Type: v1beta1.RolloutConditionProgressing, Reason: v1alpha1.ProgressingReasonCancelling}}
-	disabled := memberOf("d", v1beta1.RolloutPhaseDisabled, "")
+	paused := memberOf("a", rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.CanaryStepStatePaused)
+	upgrading := memberOf("c", rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.CanaryStepStateUpgrade)
+	healthy := memberOf("b", rolloutsv1beta1.RolloutPhaseHealthy, rolloutsv1beta1.CanaryStepStateCompleted)
+	cancelling := memberOf("a", rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.CanaryStepStatePaused)
+	cancelling.Rollout.Status.Conditions = []rolloutsv1beta1.RolloutCondition{{Type: rolloutsv1beta1.RolloutConditionProgressing, Reason: rolloutsv1alpha1.ProgressingReasonCancelling}}
+	disabled := memberOf("d", rolloutsv1beta1.RolloutPhaseDisabled, "")
 
 	tests := map[string]struct {
 		st         *laneops.LaneState

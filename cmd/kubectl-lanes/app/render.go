@@ -11,11 +11,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	netv1 "k8s.io/api/networking/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -246,7 +246,7 @@ func (o *RenderOptions) plan() (string, plugin.IngressPlan, error) {
 			continue
 		}
 		if kind == "trafficrouting" {
-			var tr v1alpha1.TrafficRouting
+			var tr rolloutsv1alpha1.TrafficRouting
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &tr, true); err != nil {
 				return "", plugin.IngressPlan{}, fmt.Errorf("trafficrouting %s is malformed: %w", name, err)
 			}
@@ -263,20 +263,20 @@ func (o *RenderOptions) plan() (string, plugin.IngressPlan, error) {
 	return "", plugin.IngressPlan{}, fmt.Errorf("%s vanished from the input", candidates[0])
 }
 
-func toV1beta1Rollout(u *unstructured.Unstructured) (*v1beta1.Rollout, error) {
+func toV1beta1Rollout(u *unstructured.Unstructured) (*rolloutsv1beta1.Rollout, error) {
 	switch u.GetAPIVersion() {
-	case v1beta1.GroupVersion.String():
-		var r v1beta1.Rollout
+	case rolloutsv1beta1.GroupVersion.String():
+		var r rolloutsv1beta1.Rollout
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &r, true); err != nil {
 			return nil, fmt.Errorf("rollout %s is malformed: %w", u.GetName(), err)
 		}
 		return &r, nil
-	case v1alpha1.GroupVersion.String():
-		var old v1alpha1.Rollout
+	case rolloutsv1alpha1.GroupVersion.String():
+		var old rolloutsv1alpha1.Rollout
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &old, true); err != nil {
 			return nil, fmt.Errorf("rollout %s is malformed: %w", u.GetName(), err)
 		}
-		var r v1beta1.Rollout
+		var r rolloutsv1beta1.Rollout
 		if err := old.ConvertTo(&r); err != nil {
 			return nil, fmt.Errorf("convert rollout %s to v1beta1: %w", u.GetName(), err)
 		}
@@ -286,12 +286,12 @@ func toV1beta1Rollout(u *unstructured.Unstructured) (*v1beta1.Rollout, error) {
 	}
 }
 
-func (o *RenderOptions) ingress(name string) (*netv1.Ingress, error) {
+func (o *RenderOptions) ingress(name string) (*networkingv1.Ingress, error) {
 	for _, u := range o.objects {
 		if u.GetKind() != "Ingress" || u.GetName() != name {
 			continue
 		}
-		var ing netv1.Ingress
+		var ing networkingv1.Ingress
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &ing, true); err != nil {
 			return nil, fmt.Errorf("the Ingress is malformed: %w", err)
 		}

@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	"github.com/spf13/cobra"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -66,7 +66,7 @@ func newListCommand(streams Streams, getter ClientGetter) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			trs := &v1alpha1.TrafficRoutingList{}
+			trs := &rolloutsv1alpha1.TrafficRoutingList{}
 			if err := c.List(cmd.Context(), trs, client.InNamespace(ns)); err != nil {
 				return fmt.Errorf("list trafficroutings in %s: %w", ns, err)
 			}
@@ -211,7 +211,7 @@ func statusOf(ctx context.Context, c client.Client, ns, name string, d trafficro
 }
 
 // entryRoute describes the lane's entry: whether Kruise has written the canary Ingress.
-func entryRoute(ctx context.Context, c client.Client, tr *v1alpha1.TrafficRouting) string {
+func entryRoute(ctx context.Context, c client.Client, tr *rolloutsv1alpha1.TrafficRouting) string {
 	if len(tr.Spec.ObjectRef) == 0 || tr.Spec.ObjectRef[0].Ingress == nil {
 		return "not an ingress entry"
 	}
@@ -327,7 +327,7 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 				if len(only) > 0 && !contains(only, m.Rollout.Name) {
 					continue
 				}
-				if m.StepState() != v1beta1.CanaryStepStatePaused {
+				if m.StepState() != rolloutsv1beta1.CanaryStepStatePaused {
 					fmt.Fprintf(streams.Out, "%s: not approved, it is not paused (phase %s, state %s)\n", m.Rollout.Name, orDash(string(m.Rollout.Status.Phase)), orDash(string(m.StepState())))
 					continue
 				}

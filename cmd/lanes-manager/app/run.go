@@ -7,7 +7,7 @@ import (
 	"net/http"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -120,7 +120,7 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1beta1.Rollout{}, trafficrouting.RolloutWorkloadIndex, trafficrouting.IndexRolloutWorkload); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &rolloutsv1beta1.Rollout{}, trafficrouting.RolloutWorkloadIndex, trafficrouting.IndexRolloutWorkload); err != nil {
 		return fmt.Errorf("index rollouts by workload: %w", err)
 	}
 	m, err := newMetrics(crmetrics.Registry)

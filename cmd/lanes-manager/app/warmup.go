@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/openkruise/rollouts/api/v1alpha1"
-	"github.com/openkruise/rollouts/api/v1beta1"
+	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -27,7 +27,7 @@ type cacheWarmer struct {
 }
 
 func newCacheWarmer(c cache.Cache, cloneSets bool) *cacheWarmer {
-	objs := []client.Object{&appsv1.ReplicaSet{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &v1beta1.Rollout{}, &v1alpha1.TrafficRouting{},
+	objs := []client.Object{&appsv1.ReplicaSet{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &rolloutsv1beta1.Rollout{}, &rolloutsv1alpha1.TrafficRouting{},
 		trafficrouting.EntryIngressObject()}
 	if cloneSets {
 		cs := &unstructured.Unstructured{}

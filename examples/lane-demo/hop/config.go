@@ -263,7 +263,7 @@ func validHeaderName(n string) bool {
 		return false
 	}
 	for _, c := range []byte(n) {
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '_' && c != '.' {
 			return false
 		}
 	}

@@ -75,7 +75,7 @@ func newHTTPCaller(target string) *httpCaller {
 }
 
 func (c *httpCaller) call(ctx context.Context, _ string, headers Headers) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, http.NoBody)
 	if err != nil {
 		return "", &downstreamError{reason: "cannot build the downstream request", err: err}
 	}

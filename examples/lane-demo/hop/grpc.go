@@ -23,7 +23,7 @@ const (
 )
 
 // HopServer is the server API of lanedemo.v1.Hop.
-type HopServer interface {
+type HopServer interface { //nolint:revive // named as protoc-gen-go-grpc names it, like the rest of this file
 	Call(context.Context, *wrapperspb.StringValue) (*wrapperspb.StringValue, error)
 }
 
@@ -41,6 +41,7 @@ func ServiceDesc() *grpc.ServiceDesc {
 	}
 }
 
+//nolint:revive // the parameter order of grpc.MethodHandler, which this implements
 func callHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	in := new(wrapperspb.StringValue)
 	if err := dec(in); err != nil {
@@ -57,7 +58,7 @@ func callHandler(srv any, ctx context.Context, dec func(any) error, interceptor 
 }
 
 // HopClient is the typed client of lanedemo.v1.Hop.
-type HopClient struct {
+type HopClient struct { //nolint:revive // named as protoc-gen-go-grpc names it, like the rest of this file
 	cc grpc.ClientConnInterface
 }
 

@@ -134,9 +134,9 @@ func labelsFile(t *testing.T, labels map[string]string) string {
 }
 
 // get GETs url with headers and returns the status code and body.
-func get(t *testing.T, url string, headers map[string]string) (int, string) {
+func get(t *testing.T, url string, headers map[string]string) (code int, body string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, http.NoBody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +148,11 @@ func get(t *testing.T, url string, headers map[string]string) (int, string) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, string(body)
+	return resp.StatusCode, string(b)
 }
 
 // call calls lanedemo.v1.Hop/Call on addr with metadata md.
@@ -294,8 +294,8 @@ func lowerKeys(h map[string][]string, names ...string) map[string][]string {
 }
 
 // httpRecorder is an HTTP downstream answering "sink".
-func httpRecorder(t *testing.T) (*recorder, string) {
-	rec := &recorder{}
+func httpRecorder(t *testing.T) (rec *recorder, url string) {
+	rec = &recorder{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec.record(r.Header.Clone())
 		_, _ = io.WriteString(w, "sink\n")
@@ -313,8 +313,8 @@ func (g grpcRecorder) Call(ctx context.Context, _ *wrapperspb.StringValue) (*wra
 }
 
 // grpcRecorderAddr is a gRPC downstream answering "sink".
-func grpcRecorderAddr(t *testing.T) (*recorder, string) {
-	rec := &recorder{}
+func grpcRecorderAddr(t *testing.T) (rec *recorder, addr string) {
+	rec = &recorder{}
 	s := grpc.NewServer()
 	s.RegisterService(ServiceDesc(), grpcRecorder{rec})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -339,7 +339,7 @@ func TestHeaderPropagation(t *testing.T) {
 
 			// Over the wire: names are matched whatever their case, baggage values all
 			// travel, a header not in PROPAGATE_HEADERS does not.
-			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, a.httpURL+"/", nil)
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, a.httpURL+"/", http.NoBody)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -122,10 +122,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		d.stable[svc] = BaseVersion
 	}
 	r := &Result{}
-	var err error
-	if err = d.provider(ctx); err != nil {
+	if err := d.provider(ctx); err != nil {
 		return r, err
 	}
+	var err error
 	if r.Deployed, err = d.deploy(ctx); err != nil {
 		return r, err
 	}

@@ -166,7 +166,7 @@ func startControlPlane(ctx context.Context, sup *Supervisor, toolsBin, dir strin
 // waitHealthy polls url until it answers 200.
 func waitHealthy(ctx context.Context, hc *http.Client, name, url string, timeout time.Duration) error {
 	return WaitFor(ctx, timeout, name+" to be healthy", func(ctx context.Context) (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 		if err != nil {
 			return false, Permanent(fmt.Errorf("building health request: %w", err))
 		}

@@ -111,7 +111,7 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", src, err)
 	}
-	defer in.Close()
+	defer in.Close() //nolint:errcheck // opened read-only: closing it cannot lose data
 	out, err := os.Create(dst)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", dst, err)

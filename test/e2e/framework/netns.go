@@ -90,7 +90,7 @@ func RunInTestNetwork() (code int, reexecuted bool, err error) {
 	if err != nil {
 		return 1, false, fmt.Errorf("creating the folder of prebuilt binaries: %w", err)
 	}
-	defer os.RemoveAll(bin)
+	defer os.RemoveAll(bin) //nolint:errcheck // best-effort removal of a temporary folder once the run's result is known
 	if err := os.WriteFile(filepath.Join(bin, ownerFile), []byte(fmt.Sprint(os.Getpid())), 0o644); err != nil {
 		return 1, false, fmt.Errorf("recording the prebuilt folder's owner: %w", err)
 	}

@@ -236,7 +236,7 @@ func tailFile(path string, n int) string {
 	if err != nil {
 		return fmt.Sprintf("(cannot read %s: %v)", path, err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // opened read-only: closing it cannot lose data
 	const window = 256 << 10
 	if st, err := f.Stat(); err == nil && st.Size() > window {
 		_, _ = f.Seek(st.Size()-window, io.SeekStart)

@@ -60,7 +60,7 @@ func HTTPSender(url, host string, headers map[string]string) Sender {
 	}
 	return func(ctx context.Context) Reply {
 		r := Reply{At: time.Now()}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 		if err != nil {
 			r.Err = err
 			return r
@@ -302,7 +302,8 @@ func WaitForAnswers(ctx context.Context, timeout time.Duration, what string, sen
 			if streak == 0 {
 				first = last.At
 			}
-			if streak++; streak >= n {
+			streak++
+			if streak >= n {
 				return first.Sub(start), nil
 			}
 		}

@@ -180,7 +180,7 @@ func verify(path string, tag name.Tag, version string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("make a directory to extract into: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) //nolint:errcheck // best-effort removal of a temporary folder once the check is done
 	extracted := filepath.Join(dir, "lanes-manager")
 	if err := extract(img, strings.TrimPrefix(binaryPath, "/"), extracted); err != nil {
 		return "", err
@@ -220,7 +220,7 @@ func extract(img v1.Image, file, dst string) error {
 			return fmt.Errorf("extract %s: %w", file, err)
 		}
 		if _, err := io.Copy(f, tr); err != nil {
-			f.Close()
+			_ = f.Close() // the copy's error is the one to report
 			return fmt.Errorf("extract %s: %w", file, err)
 		}
 		return f.Close()

@@ -67,9 +67,10 @@ lint: ## gofmt and go vet, tests included.
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/... ./test/demo/... ./test/bench/...
 
-generate: ## Regenerate the provider scripts from luascripts/*/lib and the golden expectations.
+generate: ## Regenerate the provider scripts from luascripts/*/lib, the golden expectations, and the chart's values.schema.json and README values table from values.yaml.
 	$(GO) test ./luascripts/ -run TestProviderScriptsAreGenerated -update
 	$(GO) test ./plugin/ -run 'TestIngressGoldenCases|TestCustomNetworkGoldenCases' -update
+	cd test/tools/chartdocs && GOWORK=off $(GO) run . -chart $(CURDIR)/charts/lanes -readme $(CURDIR)/README.md
 
 bench: ## Benchmarks: our mse.lua against Kruise's (plugin); admission p50/p99 and cache heap at 10,000 pods (webhook).
 	$(GO) test -run XXX -bench . -benchmem -count 5 ./plugin/ ./webhook/
@@ -78,8 +79,9 @@ fuzz: ## Fuzz the provider scripts' input and the pod webhook's (arbitrary pod J
 	$(GO) test -run XXX -fuzz FuzzIngressScripts -fuzztime 60s ./plugin/
 	$(GO) test -run XXX -fuzz FuzzPodLabeler -fuzztime 60s ./webhook/
 
-chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table.
+chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table (and that both are generated from values.yaml).
 	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 $(GO) test -count=1 -v ./test/chart/
+	cd test/tools/chartdocs && GOWORK=off $(GO) test -count=1 ./
 
 tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, OpenKruise, helm) and data planes (Traefik, istiod) into .cache/bin once.
 	bash test/tools/build.sh $(TOOLS_BIN)

@@ -16,7 +16,8 @@ import (
 
 var allPlatforms = []Platform{{"linux", "amd64"}, {"linux", "arm64"}, {"darwin", "amd64"}, {"darwin", "arm64"}}
 
-// fakes holds the fake plugins built so far, by version and platform: each is built once per run.
+// fakes holds the fake plugins built so far, by version and platform, and krew: each is built
+// once per run.
 var fakes = struct {
 	sync.Mutex
 	dir  string
@@ -138,6 +139,40 @@ func writeManifest(t *testing.T, dir string, p index.Plugin) {
 	}
 }
 
+// krewVersion is the krew whose `install --manifest --archive` the tests run (`go install` at this
+// version, so krew's own go.mod decides its dependencies): the same as go.mod's sigs.k8s.io/krew.
+const krewVersion = "v0.4.3"
+
+// krewInstall installs the host's archive of the release in dir with the real krew, into a
+// temporary KREW_ROOT, and returns what the installed plugin's `version -o json` prints.
+func krewInstall(t *testing.T, dir, version string) string {
+	t.Helper()
+	host := Platform{OS: runtime.GOOS, Arch: runtime.GOARCH}
+	fakes.Lock()
+	krew := filepath.Join(fakes.dir, "krew")
+	if _, err := os.Stat(krew); err != nil {
+		install := exec.CommandContext(t.Context(), "go", "install", "sigs.k8s.io/krew/cmd/krew@"+krewVersion)
+		install.Env = append(os.Environ(), "GOBIN="+fakes.dir, "GOWORK=off", "GOFLAGS=")
+		if out, err := install.CombinedOutput(); err != nil {
+			fakes.Unlock()
+			t.Fatalf("go install krew %s: %v\n%s", krewVersion, err, out)
+		}
+	}
+	fakes.Unlock()
+	root, home := t.TempDir(), t.TempDir()
+	cmd := exec.CommandContext(t.Context(), krew, "install",
+		"--manifest="+filepath.Join(dir, ManifestName), "--archive="+filepath.Join(dir, ArchiveName(version, host)))
+	cmd.Env = append(os.Environ(), "KREW_ROOT="+root, "HOME="+home)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("krew install --manifest --archive: %v\n%s", err, out)
+	}
+	out, err := exec.CommandContext(t.Context(), filepath.Join(root, "bin", BinaryName), "version", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("run the plugin krew installed: %v", err)
+	}
+	return string(out)
+}
+
 func TestReleaseVerifies(t *testing.T) {
 	dir := release(t, "v1.2.3", "v1.2.3")
 	var out bytes.Buffer
@@ -168,6 +203,9 @@ func TestReleaseVerifies(t *testing.T) {
 	first := p.Spec.Platforms[0]
 	if first.URI != "file:///releases/v1.2.3/kubectl-lanes_v1.2.3_linux_amd64.tar.gz" {
 		t.Errorf("uri %q: want the url base, one slash, then the archive name", first.URI)
+	}
+	if got := krewInstall(t, dir, "v1.2.3"); !strings.Contains(got, `"version": "v1.2.3"`) {
+		t.Errorf("the plugin krew installed says %s, want version v1.2.3", got)
 	}
 	sums, err := os.ReadFile(filepath.Join(dir, ChecksumsName))
 	if err != nil {
@@ -322,4 +360,7 @@ func TestDistFolder(t *testing.T) {
 		t.Errorf("verify reported %d platforms, want %d:\n%s", n, len(strings.Fields(plats)), out.String())
 	}
 	t.Logf("%s", out.String())
+	if got := krewInstall(t, dir, version); !strings.Contains(got, `"version": "`+version+`"`) {
+		t.Errorf("the plugin krew installed from %s says %s, want version %s", dir, got, version)
+	}
 }

@@ -14,6 +14,13 @@ LDFLAGS := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$
 # The image the chart runs by default: manager.image.repository, tagged with the appVersion.
 IMAGE := $(shell sed -n 's/^    repository: *//p' charts/lanes/values.yaml | head -1):$(patsubst v%,%,$(VERSION))
 IMAGE_TAR := $(BIN_DIR)/lanes-manager-image.tar
+# `make dist` writes the kubectl-lanes release into DIST_DIR: an archive per DIST_PLATFORMS entry,
+# checksums.txt, the krew manifest lanes.yaml (each platform's uri is $(DIST_URL_BASE)/<archive>:
+# set it to where the archives will be published) and the chart package.
+DIST_DIR := $(CURDIR)/dist
+DIST_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+DIST_URL_BASE ?= file://$(DIST_DIR)
+HELM ?= $(TOOLS_BIN)/helm
 # DEMO_TOOLS are the tool groups `make demo` runs (test/tools/build.sh builds only those).
 DEMO_TOOLS := etcd kruise kube kwok traefik istio
 
@@ -38,6 +45,21 @@ image: ## Build the lanes-manager image as a tarball (no container engine needed
 		GOWORK=off $(GO) run . build -binary $(BIN_DIR)/image/lanes-manager -ref $(IMAGE) -version $(VERSION) -revision $(COMMIT) -platform linux/$$($(GO) env GOARCH) -out $(IMAGE_TAR) && \
 		GOWORK=off $(GO) run . verify -image $(IMAGE_TAR) -ref $(IMAGE) -version $(VERSION)
 
+dist: $(HELM) ## Release kubectl-lanes into ./dist: static archives for linux and darwin (amd64, arm64), checksums.txt, the krew manifest lanes.yaml (checked by a test), and the chart package.
+	rm -rf $(DIST_DIR) $(BIN_DIR)/dist && mkdir -p $(DIST_DIR)
+	for p in $(DIST_PLATFORMS); do \
+		os=$${p%/*} arch=$${p#*/}; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/dist/$$os-$$arch/kubectl-lanes ./cmd/kubectl-lanes || exit 1; \
+		(cd test/tools/dist && GOWORK=off $(GO) run . archive -binary $(BIN_DIR)/dist/$$os-$$arch/kubectl-lanes -license $(CURDIR)/LICENSE \
+			-out $(DIST_DIR)/kubectl-lanes_$(VERSION)_$${os}_$$arch.tar.gz) || exit 1; \
+	done
+	$(HELM) package charts/lanes -d $(DIST_DIR)
+	cd test/tools/dist && GOWORK=off $(GO) run . manifest -dir $(DIST_DIR) -version $(VERSION) -platforms '$(DIST_PLATFORMS)' -url-base '$(DIST_URL_BASE)' && \
+		LANES_DIST_DIR=$(DIST_DIR) LANES_DIST_VERSION=$(VERSION) LANES_DIST_PLATFORMS='$(DIST_PLATFORMS)' GOWORK=off $(GO) test -count=1 -v ./
+
+$(TOOLS_BIN)/helm:
+	bash test/tools/build.sh $(TOOLS_BIN) helm
+
 unit: lint ## Run the unit, golden and fuzz-seed tests (fast, no cluster).
 	$(GO) test -count=1 ./...
 
@@ -49,9 +71,10 @@ lint: ## gofmt, go vet and golangci-lint (.golangci.yml), tests included (e2e ta
 	$(GOLANGCI_LINT) run ./...
 	cd test/tools/image && GOWORK=off $(GO) vet ./... && GOWORK=off $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...
 
-generate: ## Regenerate the provider scripts from luascripts/*/lib and the golden expectations.
+generate: ## Regenerate the provider scripts from luascripts/*/lib, the golden expectations, and the chart's values.schema.json and README values table from values.yaml.
 	$(GO) test ./luascripts/ -run TestProviderScriptsAreGenerated -update
 	$(GO) test ./plugin/ -run 'TestIngressGoldenCases|TestCustomNetworkGoldenCases' -update
+	cd test/tools/chartdocs && GOWORK=off $(GO) run . -chart $(CURDIR)/charts/lanes -readme $(CURDIR)/README.md
 
 bench: ## Benchmarks: our mse.lua against Kruise's (plugin); admission p50/p99 and cache heap at 10,000 pods (webhook).
 	$(GO) test -run XXX -bench . -benchmem -count 5 ./plugin/ ./webhook/
@@ -60,8 +83,9 @@ fuzz: ## Fuzz the provider scripts' input and the pod webhook's (arbitrary pod J
 	$(GO) test -run XXX -fuzz FuzzIngressScripts -fuzztime 60s ./plugin/
 	$(GO) test -run XXX -fuzz FuzzPodLabeler -fuzztime 60s ./webhook/
 
-chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table.
+chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table (and that both are generated from values.yaml).
 	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 $(GO) test -count=1 -v ./test/chart/
+	cd test/tools/chartdocs && GOWORK=off $(GO) test -count=1 ./
 
 tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, OpenKruise, helm) and data planes (Traefik, istiod), and golangci-lint, into .cache/bin once.
 	bash test/tools/build.sh $(TOOLS_BIN)
@@ -72,6 +96,6 @@ bench-routes: tools ## Lane route latency (Ready -> route, not Ready -> removed)
 e2e: tools ## Run the end-to-end suite against a real API server and the real Kruise controller.
 	KUBEBUILDER_ASSETS=$(TOOLS_BIN) LANES_TOOLS_BIN=$(TOOLS_BIN) $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
 
-test: unit chart-test image e2e ## The README's test command: unit, golden and e2e tests.
+test: unit chart-test image dist e2e ## The README's test command: unit, golden and e2e tests.
 
-.PHONY: help demo render-demo build image unit lint generate bench bench-routes fuzz chart-test tools e2e test
+.PHONY: help demo render-demo build image dist unit lint generate bench bench-routes fuzz chart-test tools e2e test

@@ -393,7 +393,6 @@ func BenchmarkAdmission(b *testing.B) {
 	bc := loadBenchCluster(b, scheme, false)
 	labeler := &admission.Webhook{Handler: &PodLabeler{
 		Resolver: &trafficrouting.Resolver{Reader: bc.reader, Defaults: trafficrouting.DefaultDefaults()},
-		Decoder:  admission.NewDecoder(scheme),
 		Recorder: &record.FakeRecorder{},
 		Observer: nopObserver{},
 	}}

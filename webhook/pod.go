@@ -15,9 +15,11 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
@@ -46,7 +48,6 @@ type Observer interface {
 // PodLabeler stamps lane labels on pods at creation.
 type PodLabeler struct {
 	Resolver *trafficrouting.Resolver
-	Decoder  admission.Decoder
 	Recorder record.EventRecorder
 	Observer Observer
 }
@@ -59,11 +60,15 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	if req.Operation != admissionv1.Create || req.Kind.Kind != "Pod" {
 		return admission.Allowed("not a pod creation")
 	}
-	pod := &corev1.Pod{}
-	if err := h.Decoder.Decode(req, pod); err != nil {
+	// The decision reads only the pod's metadata (labels, annotations, owner): decoding just that
+	// skips the containers, volumes and status a whole-Pod decode would build. Field names are
+	// matched case-sensitively, as the API server's own decoder does.
+	meta := &metav1.PartialObjectMetadata{}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, meta); err != nil {
 		h.Observer.Admission(OutcomeError)
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err))
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod metadata: %w", err))
 	}
+	pod := &corev1.Pod{ObjectMeta: meta.ObjectMeta}
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
 	}

@@ -63,7 +63,6 @@ func handler(t testing.TB, objs []client.Object) (*PodLabeler, *counts, *record.
 	rec := record.NewFakeRecorder(10)
 	return &PodLabeler{
 		Resolver: &trafficrouting.Resolver{Reader: c, Defaults: trafficrouting.DefaultDefaults()},
-		Decoder:  admission.NewDecoder(s),
 		Recorder: rec,
 		Observer: obs,
 	}, obs, rec

@@ -168,7 +168,6 @@ func run(ctx context.Context, o *Options) error {
 	}
 	labeler := &webhook.PodLabeler{
 		Resolver: resolver,
-		Decoder:  admission.NewDecoder(scheme),
 		Recorder: mgr.GetEventRecorderFor("lanes-webhook"),
 		Observer: m,
 	}

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -176,9 +177,19 @@ func TestMSELaneSeed002(t *testing.T) {
 	}
 
 	// Kruise gives even an untouched Rollout a canary status (state Completed, no canary
-	// replicas); B's must not change while A and C are released.
+	// replicas), possibly a moment after it reports Healthy; B's must not change while A and C
+	// are released.
 	roBBefore := &rolloutsv1alpha1.Rollout{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: rolloutOf[svcB]}, roBBefore); err != nil {
+	err := framework.WaitFor(ctx, stepTimeout, "rollout-b's initial canary status", func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: rolloutOf[svcB]}, roBBefore); err != nil {
+			return false, err
+		}
+		if roBBefore.Status.CanaryStatus == nil {
+			return false, framework.Pending("no canary status yet")
+		}
+		return true, nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	bBefore := roBBefore.Status.CanaryStatus

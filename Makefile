@@ -7,6 +7,9 @@ TOOLS_BIN := $(CACHE_DIR)/bin
 export GOFLAGS ?= -buildvcs=false
 # DEMO_TOOLS are the tool groups `make demo` runs (test/tools/build.sh builds only those).
 DEMO_TOOLS := etcd kruise kube kwok traefik istio
+# CONTROLLER_GEN_ARGS generate api/'s deepcopy functions and its CRDs into the chart's crds/; the
+# test in api/v1alpha1 runs the same arguments to catch stale files.
+CONTROLLER_GEN_ARGS := object crd paths=./api/... output:crd:artifacts:config=charts/lanes/crds
 
 .DEFAULT_GOAL := help
 
@@ -31,7 +34,9 @@ lint: ## gofmt and go vet, tests included.
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/... ./test/demo/... ./test/bench/...
 
-generate: ## Regenerate the provider scripts from luascripts/*/lib and the golden expectations.
+generate: ## Regenerate the API's deepcopy functions and CRDs (controller-gen), the provider scripts from luascripts/*/lib and the golden expectations.
+	bash test/tools/build.sh $(TOOLS_BIN) controller-gen
+	$(TOOLS_BIN)/controller-gen $(CONTROLLER_GEN_ARGS)
 	$(GO) test ./luascripts/ -run TestProviderScriptsAreGenerated -update
 	$(GO) test ./plugin/ -run 'TestIngressGoldenCases|TestCustomNetworkGoldenCases' -update
 
@@ -42,8 +47,8 @@ fuzz: ## Fuzz the provider scripts' input and the pod webhook's (arbitrary pod J
 	$(GO) test -run XXX -fuzz FuzzIngressScripts -fuzztime 60s ./plugin/
 	$(GO) test -run XXX -fuzz FuzzPodLabeler -fuzztime 60s ./webhook/
 
-chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table.
-	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 $(GO) test -count=1 -v ./test/chart/
+chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table; check the generated API files are current.
+	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 LANES_REQUIRE_TOOLS=1 $(GO) test -count=1 -v ./test/chart/ ./api/...
 
 tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, OpenKruise, helm) and data planes (Traefik, istiod) into .cache/bin once.
 	bash test/tools/build.sh $(TOOLS_BIN)

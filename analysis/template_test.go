@@ -3,6 +3,7 @@ package analysis
 import (
 	"strings"
 	"testing"
+	"time"
 
 	lanesv1alpha1 "github.com/kruise-lanes/kruise-lanes/api/v1alpha1"
 )
@@ -80,5 +81,18 @@ func TestCheckTemplateScope(t *testing.T) {
 				t.Fatalf("CheckTemplate = %v, want an error containing %q", err, c.wantErr)
 			}
 		})
+	}
+}
+
+func TestPromDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Minute:                       "1m",
+		90 * time.Second:                  "1m30s",
+		30 * time.Second:                  "30s",
+		time.Hour + 1500*time.Millisecond: "1h1s",
+	} {
+		if got := promDuration(d); got != want {
+			t.Errorf("promDuration(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	lanesv1alpha1 "github.com/kruise-lanes/kruise-lanes/api/v1alpha1"
 )
@@ -76,6 +77,15 @@ func scopeOf(m lanesv1alpha1.Metric) lanesv1alpha1.Scope {
 	return m.Scope
 }
 
+// durationOr returns d, or def when d is unset or not positive (the CRD's default, for a spec
+// that did not pass through the API server).
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
+}
+
 // promDuration writes d as a PromQL duration (whole seconds; "1m" stays readable as "60s").
 func promDuration(d time.Duration) string {
 	return model.Duration(d.Truncate(time.Second)).String()
@@ -89,10 +99,7 @@ func Measure(ctx context.Context, q Querier, spec *lanesv1alpha1.LaneAnalysisSpe
 	if err := Validate(spec); err != nil {
 		return Measurement{}, err
 	}
-	interval := spec.Interval.Duration
-	if interval <= 0 {
-		interval = time.Minute
-	}
+	interval := durationOr(spec.Interval, time.Minute)
 	base := Vars{Namespace: lane.Namespace, Lane: lane.Name, Tag: lane.Tag, Header: lane.Header,
 		Interval: promDuration(interval), Subset: lane.Tag}
 
@@ -222,13 +229,7 @@ func measureHop(ctx context.Context, q Querier, metric lanesv1alpha1.Metric, var
 	}
 	s := Sides{Lane: laneValue, Base: baseValue}
 	if mw := c.MannWhitney; mw != nil {
-		window, step := mw.Window.Duration, mw.Step.Duration
-		if window <= 0 {
-			window = 5 * time.Minute
-		}
-		if step <= 0 {
-			step = 15 * time.Second
-		}
+		window, step := durationOr(mw.Window, 5*time.Minute), durationOr(mw.Step, 15*time.Second)
 		r := promv1.Range{Start: now.Add(-window), End: now, Step: step}
 		if s.LaneSamples, err = samples(ctx, q, metric.Query, vars, r); err != nil {
 			return noData("lane range", err), nil

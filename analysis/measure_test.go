@@ -71,7 +71,7 @@ const (
 
 func demoSpec() *lanesv1alpha1.LaneAnalysisSpec {
 	return &lanesv1alpha1.LaneAnalysisSpec{
-		Lane: "mse-traffic", Interval: metav1.Duration{Duration: time.Minute}, Count: 3,
+		Lane: "mse-traffic", Interval: &metav1.Duration{Duration: time.Minute}, Count: 3,
 		Traffic: lanesv1alpha1.TrafficRequirement{Query: trafficQ, MinRequests: 20},
 		Metrics: []lanesv1alpha1.Metric{
 			{Name: "error-rate", Query: errorsQ, Scope: lanesv1alpha1.ScopeHop, Threshold: &lanesv1alpha1.Threshold{Max: dec("0.05")}},
@@ -248,8 +248,8 @@ func TestMeasureQueriesTheRangeItIsTold(t *testing.T) {
 	var got []promv1.Range
 	q := &rangeRecorder{fakeProm: healthy(), ranges: &got}
 	spec := demoSpec()
-	spec.Metrics[1].Comparison.MannWhitney.Window = metav1.Duration{Duration: 10 * time.Minute}
-	spec.Metrics[1].Comparison.MannWhitney.Step = metav1.Duration{Duration: 30 * time.Second}
+	spec.Metrics[1].Comparison.MannWhitney.Window = &metav1.Duration{Duration: 10 * time.Minute}
+	spec.Metrics[1].Comparison.MannWhitney.Step = &metav1.Duration{Duration: 30 * time.Second}
 	now := time.Unix(1700000000, 0)
 	if _, err := Measure(t.Context(), q, spec, demoLane, now); err != nil {
 		t.Fatal(err)

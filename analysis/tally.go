@@ -35,9 +35,12 @@ type Limits struct {
 
 // LimitsOf reads the limits of a spec, with the CRD's defaults where a field is zero and has one.
 func LimitsOf(spec *lanesv1alpha1.LaneAnalysisSpec) Limits {
-	l := Limits{Count: spec.Count, FailureLimit: spec.FailureLimit, InconclusiveLimit: spec.InconclusiveLimit}
+	l := Limits{Count: spec.Count, FailureLimit: spec.FailureLimit, InconclusiveLimit: 2}
 	if l.Count < 1 {
 		l.Count = 3
+	}
+	if spec.InconclusiveLimit != nil {
+		l.InconclusiveLimit = *spec.InconclusiveLimit
 	}
 	return l
 }

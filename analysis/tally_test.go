@@ -47,8 +47,18 @@ func TestDecide(t *testing.T) {
 }
 
 func TestLimitsOf(t *testing.T) {
-	got := LimitsOf(&lanesv1alpha1.LaneAnalysisSpec{FailureLimit: 1, InconclusiveLimit: 0})
-	if want := (Limits{Count: 3, FailureLimit: 1, InconclusiveLimit: 0}); got != want {
-		t.Errorf("LimitsOf = %+v, want %+v", got, want)
+	zero := int32(0)
+	for name, c := range map[string]struct {
+		spec lanesv1alpha1.LaneAnalysisSpec
+		want Limits
+	}{
+		"defaults":            {spec: lanesv1alpha1.LaneAnalysisSpec{}, want: Limits{Count: 3, FailureLimit: 0, InconclusiveLimit: 2}},
+		"explicit zero limit": {spec: lanesv1alpha1.LaneAnalysisSpec{Count: 5, FailureLimit: 1, InconclusiveLimit: &zero}, want: Limits{Count: 5, FailureLimit: 1, InconclusiveLimit: 0}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := LimitsOf(&c.spec); got != c.want {
+				t.Errorf("LimitsOf = %+v, want %+v", got, c.want)
+			}
+		})
 	}
 }

@@ -65,7 +65,7 @@ type LaneAnalysisSpec struct {
 	// +kubebuilder:default="1m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Format=duration
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// Count is the number of passed measurements a step needs before the lane's paused members
 	// are approved.
@@ -80,16 +80,17 @@ type LaneAnalysisSpec struct {
 	// +kubebuilder:default=0
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=99
-	FailureLimit int32 `json:"failureLimit"`
+	FailureLimit int32 `json:"failureLimit,omitempty"`
 
 	// InconclusiveLimit is the number of inconclusive measurements a step tolerates: one more ends
 	// the step's analysis as inconclusive, and the lane stays paused with a Warning Event, nothing
-	// approved and nothing rolled back.
+	// approved and nothing rolled back. A pointer, so that an explicit 0 is kept and an unset
+	// value gets the default.
 	// +optional
 	// +kubebuilder:default=2
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
-	InconclusiveLimit int32 `json:"inconclusiveLimit"`
+	InconclusiveLimit *int32 `json:"inconclusiveLimit,omitempty"`
 
 	// Traffic says how much lane traffic a measurement needs to count.
 	// +required
@@ -144,7 +145,7 @@ type PrometheusSource struct {
 	// +kubebuilder:default="10s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Format=duration
-	Timeout metav1.Duration `json:"timeout,omitempty"`
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
 // SecretKeyRef is one key of a Secret in the referring object's namespace.
@@ -303,14 +304,14 @@ type MannWhitney struct {
 	// +kubebuilder:default="5m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Format=duration
-	Window metav1.Duration `json:"window,omitempty"`
+	Window *metav1.Duration `json:"window,omitempty"`
 
 	// Step is the query_range resolution: window/step samples per side.
 	// +optional
 	// +kubebuilder:default="15s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Format=duration
-	Step metav1.Duration `json:"step,omitempty"`
+	Step *metav1.Duration `json:"step,omitempty"`
 
 	// MinSamples is the least number of samples per side; with fewer the hop is inconclusive.
 	// With 4 a side the smallest possible p-value is 2/70, so at confidence 0.98 no difference

@@ -47,8 +47,8 @@ fuzz: ## Fuzz the provider scripts' input and the pod webhook's (arbitrary pod J
 	$(GO) test -run XXX -fuzz FuzzIngressScripts -fuzztime 60s ./plugin/
 	$(GO) test -run XXX -fuzz FuzzPodLabeler -fuzztime 60s ./webhook/
 
-chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table; check the generated API files are current.
-	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 LANES_REQUIRE_TOOLS=1 $(GO) test -count=1 -v ./test/chart/ ./api/...
+chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table; check the generated API files are current and run the analysis core against the real Prometheus.
+	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 LANES_REQUIRE_TOOLS=1 $(GO) test -count=1 -v ./test/chart/ ./api/... ./analysis/
 
 tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, OpenKruise, helm) and data planes (Traefik, istiod) into .cache/bin once.
 	bash test/tools/build.sh $(TOOLS_BIN)

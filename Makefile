@@ -50,7 +50,7 @@ fuzz: ## Fuzz the provider scripts' input and the pod webhook's (arbitrary pod J
 chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table; check the generated API files are current and run the analysis core against the real Prometheus.
 	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 LANES_REQUIRE_TOOLS=1 $(GO) test -count=1 -v ./test/chart/ ./api/... ./analysis/
 
-tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, OpenKruise, helm) and data planes (Traefik, istiod) into .cache/bin once.
+tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, OpenKruise, helm), data planes (Traefik, istiod), Prometheus and controller-gen into .cache/bin once.
 	bash test/tools/build.sh $(TOOLS_BIN)
 
 bench-routes: tools ## Lane route latency (Ready -> route, not Ready -> removed) at 500 member Services, Istio and Gateway API (real API server, ~10 min).

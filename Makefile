@@ -5,6 +5,14 @@ CACHE_DIR := $(CURDIR)/.cache
 BIN_DIR := $(CURDIR)/bin
 TOOLS_BIN := $(CACHE_DIR)/bin
 export GOFLAGS ?= -buildvcs=false
+# VERSION has one source, the chart's appVersion: the binaries, the image tag and the chart agree.
+VERSION := v$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/lanes/Chart.yaml)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+VERSION_PKG := github.com/kruise-lanes/kruise-lanes/cmd/internal/version
+LDFLAGS := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT)
+# The image the chart runs by default: manager.image.repository, tagged with the appVersion.
+IMAGE := $(shell sed -n 's/^    repository: *//p' charts/lanes/values.yaml | head -1):$(patsubst v%,%,$(VERSION))
+IMAGE_TAR := $(BIN_DIR)/lanes-manager-image.tar
 # DEMO_TOOLS are the tool groups `make demo` runs (test/tools/build.sh builds only those).
 DEMO_TOOLS := etcd kruise kube kwok traefik istio
 # CONTROLLER_GEN_ARGS generate api/'s deepcopy functions and its CRDs into the chart's crds/; the
@@ -23,8 +31,14 @@ demo: ## The seed 002 lane A -> B -> C on a local control plane with Kruise, Tra
 render-demo: ## Show the seed 002 lane's canary Ingress as Kruise will write it (offline, no cluster).
 	$(GO) run ./cmd/kubectl-lanes render -f examples/mse/lane.yaml -f examples/mse/ingress.yaml -f examples/mse/app.yaml
 
-build: ## Build lanes-manager and kubectl-lanes into ./bin.
-	$(GO) build -o $(BIN_DIR)/ ./cmd/...
+build: ## Build lanes-manager and kubectl-lanes into ./bin, stamped with VERSION and COMMIT.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/ ./cmd/lanes-manager ./cmd/kubectl-lanes
+
+image: ## Build the lanes-manager image as a tarball (no container engine needed) and check it: config, and the binary inside, run.
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/image/lanes-manager ./cmd/lanes-manager
+	cd test/tools/image && GOWORK=off $(GO) test -count=1 ./ && \
+		GOWORK=off $(GO) run . build -binary $(BIN_DIR)/image/lanes-manager -ref $(IMAGE) -version $(VERSION) -revision $(COMMIT) -platform linux/$$($(GO) env GOARCH) -out $(IMAGE_TAR) && \
+		GOWORK=off $(GO) run . verify -image $(IMAGE_TAR) -ref $(IMAGE) -version $(VERSION)
 
 unit: lint ## Run the unit, golden and fuzz-seed tests (fast, no cluster).
 	$(GO) test -count=1 ./...
@@ -59,6 +73,6 @@ bench-routes: tools ## Lane route latency (Ready -> route, not Ready -> removed)
 e2e: tools ## Run the end-to-end suite against a real API server and the real Kruise controller.
 	KUBEBUILDER_ASSETS=$(TOOLS_BIN) LANES_TOOLS_BIN=$(TOOLS_BIN) $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/...
 
-test: unit chart-test e2e ## The README's test command: unit, golden and e2e tests.
+test: unit chart-test image e2e ## The README's test command: unit, golden and e2e tests.
 
-.PHONY: help demo render-demo build unit lint generate bench bench-routes fuzz chart-test tools e2e test
+.PHONY: help demo render-demo build image unit lint generate bench bench-routes fuzz chart-test tools e2e test

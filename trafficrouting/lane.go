@@ -1,6 +1,7 @@
 package trafficrouting
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -15,8 +16,8 @@ import (
 // manager's flags.
 const (
 	AnnotationPrefix = "kruise-lanes.io/"
-	// AnnotationTag overrides the lane tag (default: the value requestHeaderModifier.set gives
-	// the lane header).
+	// AnnotationTag names the lane tag where requestHeaderModifier.set gives the lane header no
+	// value; where it does, the two must agree.
 	AnnotationTag = AnnotationPrefix + "tag"
 	// AnnotationLaneHeader names the lane header (default x-mse-tag).
 	AnnotationLaneHeader = AnnotationPrefix + "lane-header"
@@ -55,8 +56,11 @@ type Lane struct {
 	BaseLabels bool
 }
 
-// Resolve turns a TrafficRouting into a Lane. An error is an aggregate of field errors whose
-// messages say what to change.
+// ErrMisconfigured is wrapped by every error that says how a lane is misconfigured.
+var ErrMisconfigured = errors.New("misconfigured")
+
+// Resolve turns a TrafficRouting into a Lane. An error wraps ErrMisconfigured and an aggregate of
+// field errors whose messages say what to change.
 func Resolve(tr *v1alpha1.TrafficRouting, d Defaults) (Lane, error) {
 	var errs field.ErrorList
 	annotations := field.NewPath("metadata", "annotations")
@@ -85,22 +89,24 @@ func Resolve(tr *v1alpha1.TrafficRouting, d Defaults) (Lane, error) {
 		}
 		lane.BaseLabels = b
 	}
-	if m, err := MeshOf(tr); err != nil {
+	mesh, err := MeshOf(tr)
+	if err != nil {
 		errs = append(errs, field.Invalid(annotations.Key(AnnotationMesh), tr.Annotations[AnnotationMesh], err.Error()))
 	} else {
-		lane = withMesh(lane, m)
+		lane = withMesh(lane, mesh)
 	}
 
 	tagPath := annotations.Key(AnnotationTag)
+	setPath := field.NewPath("spec", "strategy", "requestHeaderModifier", "set")
+	injected, injects := InjectedValue(tr, lane.Header)
 	if v, ok := tr.Annotations[AnnotationTag]; ok {
 		lane.Tag = v
-	} else if tr.Spec.Strategy.RequestHeaderModifier != nil {
-		tagPath = field.NewPath("spec", "strategy", "requestHeaderModifier", "set")
-		for _, h := range tr.Spec.Strategy.RequestHeaderModifier.Set {
-			if strings.EqualFold(string(h.Name), lane.Header) {
-				lane.Tag = h.Value
-			}
+		if injects && injected != v {
+			errs = append(errs, field.Invalid(tagPath, v, fmt.Sprintf("contradicts %s, which sets the lane header %s to %q: drop the annotation or make both say the same tag", setPath, lane.Header, injected)))
 		}
+	} else if injects {
+		tagPath = setPath
+		lane.Tag = injected
 	}
 	switch {
 	case lane.Tag == "":
@@ -118,11 +124,34 @@ func Resolve(tr *v1alpha1.TrafficRouting, d Defaults) (Lane, error) {
 				}
 			}
 		}
+		if mesh == MeshIstio {
+			// The tag names the DestinationRule subset, which Istio accepts only as a DNS-1123
+			// label; it would refuse the route on every retry.
+			for _, msg := range validation.IsDNS1123Label(lane.Tag) {
+				errs = append(errs, field.Invalid(tagPath, lane.Tag, "an istio lane's tag names its DestinationRule subset, which must be a DNS-1123 label (lower case letters, digits and '-'): "+msg))
+			}
+		}
 	}
 	if len(errs) > 0 {
-		return Lane{}, fmt.Errorf("lane %s/%s is misconfigured: %w", tr.Namespace, tr.Name, errs.ToAggregate())
+		return Lane{}, fmt.Errorf("lane %s/%s is %w: %w", tr.Namespace, tr.Name, ErrMisconfigured, errs.ToAggregate())
 	}
 	return lane, nil
+}
+
+// InjectedValue is the value the TrafficRouting's requestHeaderModifier.set gives header (names
+// compared case-insensitively, the last entry wins, as in the ingress providers); false when it
+// sets no such header.
+func InjectedValue(tr *v1alpha1.TrafficRouting, header string) (string, bool) {
+	if tr.Spec.Strategy.RequestHeaderModifier == nil {
+		return "", false
+	}
+	value, ok := "", false
+	for _, h := range tr.Spec.Strategy.RequestHeaderModifier.Set {
+		if strings.EqualFold(string(h.Name), header) {
+			value, ok = h.Value, true
+		}
+	}
+	return value, ok
 }
 
 // CanaryLabels are the labels a canary pod of a member carries.

@@ -34,9 +34,9 @@ func TestResolve(t *testing.T) {
 			wantCanary: map[string]string{"alicloud.service.tag": "gray", "opensergo.io/canary-gray": "gray"},
 			wantStable: map[string]string{},
 		},
-		"tag override and every dialect with base labels": {
+		"tag annotation (the lane header is not injected) and every dialect with base labels": {
 			tr: trafficRouting(map[string]string{AnnotationTag: "blue", AnnotationDialects: "mse, opensergo,asm,istio,lanes", AnnotationBaseLabels: "true"},
-				header("x-mse-tag", "gray")),
+				header("x-env", "gray")),
 			wantCanary: map[string]string{"alicloud.service.tag": "blue", "opensergo.io/canary-blue": "blue", "ASM_TRAFFIC_TAG": "blue", "istio.service.tag": "blue", "kruise-lanes.io/lane": "blue"},
 			wantStable: map[string]string{"ASM_TRAFFIC_TAG": "base", "istio.service.tag": "base", "kruise-lanes.io/lane": "base"},
 		},
@@ -44,6 +44,33 @@ func TestResolve(t *testing.T) {
 			tr:         trafficRouting(map[string]string{AnnotationLaneHeader: "x-lane", AnnotationDialects: "asm"}, header("x-mse-tag", "gray"), header("x-lane", "s1")),
 			wantCanary: map[string]string{"ASM_TRAFFIC_TAG": "s1"},
 			wantStable: map[string]string{},
+		},
+		"tag annotation agreeing with the injected lane header": {
+			tr:         trafficRouting(map[string]string{AnnotationTag: "blue"}, header("X-Mse-Tag", "blue")),
+			wantCanary: map[string]string{"alicloud.service.tag": "blue", "opensergo.io/canary-blue": "blue"},
+			wantStable: map[string]string{},
+		},
+		"tag annotation contradicting the injected lane header": {
+			tr:      trafficRouting(map[string]string{AnnotationTag: "blue"}, header("x-mse-tag", "gray")),
+			wantErr: `metadata.annotations[kruise-lanes.io/tag]: Invalid value: "blue": contradicts spec.strategy.requestHeaderModifier.set, which sets the lane header x-mse-tag to "gray"`,
+		},
+		"istio lane: a tag with a dot is no subset name": {
+			tr:      trafficRouting(map[string]string{AnnotationMesh: "istio"}, header("x-mse-tag", "v1.0")),
+			wantErr: "an istio lane's tag names its DestinationRule subset, which must be a DNS-1123 label",
+		},
+		"istio lane: an upper-case tag is no subset name": {
+			tr:      trafficRouting(map[string]string{AnnotationMesh: "istio", AnnotationTag: "Gray"}),
+			wantErr: "an istio lane's tag names its DestinationRule subset, which must be a DNS-1123 label",
+		},
+		"istio lane: a DNS-1123 tag": {
+			tr:         trafficRouting(map[string]string{AnnotationMesh: "istio"}, header("x-mse-tag", "v1-0")),
+			wantCanary: map[string]string{"alicloud.service.tag": "v1-0", "opensergo.io/canary-v1-0": "v1-0", "istio.service.tag": "v1-0"},
+			wantStable: map[string]string{"istio.service.tag": "base"},
+		},
+		"gateway-api lane: a dotted tag is left to the route renderer, which checks Service names": {
+			tr:         trafficRouting(map[string]string{AnnotationMesh: "gateway-api", AnnotationDialects: "lanes"}, header("x-mse-tag", "v1.0")),
+			wantCanary: map[string]string{"kruise-lanes.io/lane": "v1.0"},
+			wantStable: map[string]string{"kruise-lanes.io/lane": "base"},
 		},
 		"no tag anywhere": {
 			tr:      trafficRouting(nil),

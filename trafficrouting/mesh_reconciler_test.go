@@ -499,3 +499,25 @@ func TestMeshRouteReconcilerDrainsDestinations(t *testing.T) {
 		t.Errorf("routed again: the DestinationRule is still marked unrouted: %v", dr().GetAnnotations())
 	}
 }
+
+// An istio lane whose tag Istio would refuse as a subset name gets a Warning Event and no route,
+// and the reconcile ends without an error (an error would retry it forever, silently).
+func TestIstioRouteReconcilerRefusesNonDNSTag(t *testing.T) {
+	for _, tag := range []string{"v1.0", "Gray"} {
+		t.Run(tag, func(t *testing.T) {
+			tr := istioLane()
+			tr.Spec.Strategy.RequestHeaderModifier.Set[0].Value = tag
+			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", true), tr)...).Build()
+			rec := record.NewFakeRecorder(20)
+			r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio}, Client: c, Defaults: DefaultDefaults(), Recorder: rec}
+			res, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(tr)})
+			if err != nil || !res.IsZero() {
+				t.Fatalf("Reconcile = %+v, %v; want no retry and no error", res, err)
+			}
+			if got := meshObjects(t, c); len(got) != 0 {
+				t.Errorf("mesh objects %v, want none", got)
+			}
+			checkWarnings(t, rec, []string{`Warning LaneMisconfigured istio routes left as they are: lane shop/lane is misconfigured: spec.strategy.requestHeaderModifier.set: Invalid value: "` + tag + `": an istio lane's tag names its DestinationRule subset, which must be a DNS-1123 label`})
+		})
+	}
+}

@@ -144,6 +144,8 @@ func (r *PodLabelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// has lane pods: other changes of other workloads enqueue nothing.
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.podsOfMemberWorkload), builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.podsOfMemberWorkload), builder.WithPredicates(revisionsChanged())).
+		// A lane's entry Ingress takes part in resolving it (ResolveWithEntry).
+		Watches(EntryIngressObject(), handler.EnqueueRequestsFromMapFunc(r.podsOfEntry), builder.WithPredicates(predicate.AnnotationChangedPredicate{})).
 		// A namespace that enters the webhook's scope has its pods reconciled.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsOfNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{}))
 	if r.Resolver.CloneSets {
@@ -201,6 +203,23 @@ func (r *PodLabelReconciler) podsOfMemberWorkload(ctx context.Context, obj clien
 
 func (r *PodLabelReconciler) podsOfNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
 	return r.podsMatching(ctx, obj.GetName(), labels.Everything())
+}
+
+// podsOfEntry enqueues the pods of the lanes whose entry is this Ingress.
+func (r *PodLabelReconciler) podsOfEntry(ctx context.Context, obj client.Object) []reconcile.Request {
+	list := &v1alpha1.TrafficRoutingList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+		logf.FromContext(ctx).Error(err, "list lanes of ingress", "ingress", obj.GetName())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		refs := list.Items[i].Spec.ObjectRef
+		if len(refs) > 0 && refs[0].Ingress != nil && refs[0].Ingress.Name == obj.GetName() {
+			reqs = append(reqs, r.podsOfLane(ctx, &list.Items[i])...)
+		}
+	}
+	return reqs
 }
 
 func (r *PodLabelReconciler) podsOfLane(ctx context.Context, obj client.Object) []reconcile.Request {

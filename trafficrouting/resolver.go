@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/openkruise/rollouts/api/v1alpha1"
@@ -38,7 +39,8 @@ func workloadKey(kind, name string) string { return kind + "/" + name }
 
 // Resolver answers, from a cache, which lane a pod belongs to and in which role.
 type Resolver struct {
-	// Reader is the informer cache (or any client.Reader with RolloutWorkloadIndex).
+	// Reader is the informer cache (or any client.Reader with RolloutWorkloadIndex). It is also
+	// asked for the metadata of lanes' stable Ingresses (ResolveWithEntry).
 	Reader client.Reader
 	// Defaults are the lane options a TrafficRouting does not set.
 	Defaults Defaults
@@ -87,15 +89,49 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 		}
 		return Decision{}, fmt.Errorf("get trafficrouting %s/%s: %w", pod.Namespace, laneName, err)
 	}
-	lane, err := Resolve(tr, r.Defaults)
-	if err != nil {
+	lane, err := ResolveWithEntry(ctx, r.Reader, tr, r.Defaults)
+	if errors.Is(err, ErrMisconfigured) {
 		d.Problem = err
 		return d, nil
+	}
+	if err != nil {
+		return Decision{}, err
 	}
 	d.Lane = &lane
 	d.Role = RoleOf(pod.Labels, w, rollout.Status.Phase == v1beta1.RolloutPhaseProgressing)
 	d.Labels = lane.DesiredLabels(d.Role)
+	if err := checkSelector(pod, kind, name, w.SelectorKeys, d.Labels); err != nil {
+		d.Lane, d.Labels, d.Problem = nil, nil, fmt.Errorf("lane %s/%s is %w: %w", pod.Namespace, laneName, ErrMisconfigured, err)
+	}
 	return d, nil
+}
+
+// checkSelector refuses to change a label the workload's selector matches on: the pod would stop
+// matching its ReplicaSet (or StatefulSet, CloneSet), which would let it go and create another.
+func checkSelector(pod *corev1.Pod, kind, name string, selectorKeys []string, desired map[string]string) error {
+	for _, k := range selectorKeys {
+		if v, ok := desired[k]; ok && pod.Labels[k] != v {
+			return fmt.Errorf("its labels would change %s on the pods of %s %s, whose selector matches on %s, so the pods would leave their workload: remove %s from the selector, or the dialect that sets it from %s",
+				k, kind, name, k, k, AnnotationDialects)
+		}
+	}
+	return nil
+}
+
+// selectorKeys lists the label keys a selector matches on.
+func selectorKeys(sel *metav1.LabelSelector) []string {
+	if sel == nil {
+		return nil
+	}
+	var keys []string
+	for k := range sel.MatchLabels {
+		keys = append(keys, k)
+	}
+	for _, e := range sel.MatchExpressions {
+		keys = append(keys, e.Key)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // workloadOf returns the kind and name of the workload a Rollout would name for this pod.
@@ -112,7 +148,8 @@ func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (string, str
 		if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, sts); err != nil {
 			return "", "", Workload{}, ignoreNotFound(err, "statefulset", pod.Namespace, owner.Name)
 		}
-		return "StatefulSet", sts.Name, Workload{Kind: "StatefulSet", UpdateRevision: sts.Status.UpdateRevision, CurrentRevision: sts.Status.CurrentRevision}, nil
+		return "StatefulSet", sts.Name, Workload{Kind: "StatefulSet", UpdateRevision: sts.Status.UpdateRevision, CurrentRevision: sts.Status.CurrentRevision,
+			SelectorKeys: selectorKeys(sts.Spec.Selector)}, nil
 	case owner.Kind == "CloneSet" && strings.HasPrefix(owner.APIVersion, CloneSetGVK.Group+"/") && r.CloneSets:
 		cs := &unstructured.Unstructured{}
 		cs.SetGroupVersionKind(CloneSetGVK)
@@ -121,7 +158,13 @@ func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (string, str
 		}
 		update, _, _ := unstructured.NestedString(cs.Object, "status", "updateRevision")
 		current, _, _ := unstructured.NestedString(cs.Object, "status", "currentRevision")
-		return "CloneSet", cs.GetName(), Workload{Kind: "CloneSet", UpdateRevision: update, CurrentRevision: current}, nil
+		sel := &metav1.LabelSelector{}
+		if m, found, err := unstructured.NestedMap(cs.Object, "spec", "selector"); err == nil && found {
+			if err := runtimeFromMap(m, sel); err != nil {
+				sel = nil
+			}
+		}
+		return "CloneSet", cs.GetName(), Workload{Kind: "CloneSet", UpdateRevision: update, CurrentRevision: current, SelectorKeys: selectorKeys(sel)}, nil
 	}
 	return "", "", Workload{}, nil
 }
@@ -154,10 +197,11 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: deployName}, deploy); err != nil {
 		return "", "", Workload{}, ignoreNotFound(err, "deployment", pod.Namespace, deployName)
 	}
+	keys := selectorKeys(deploy.Spec.Selector)
 	if stable := deploy.Labels[CanaryDeploymentLabel]; stable != "" {
-		return "Deployment", stable, Workload{Kind: "Deployment", ExtraCanary: true}, nil
+		return "Deployment", stable, Workload{Kind: "Deployment", ExtraCanary: true, SelectorKeys: keys}, nil
 	}
-	return "Deployment", deploy.Name, Workload{Kind: "Deployment", StableRevision: deploy.Labels[StableRevisionLabel]}, nil
+	return "Deployment", deploy.Name, Workload{Kind: "Deployment", StableRevision: deploy.Labels[StableRevisionLabel], SelectorKeys: keys}, nil
 }
 
 func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string) (*v1beta1.Rollout, error) {

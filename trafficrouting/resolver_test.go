@@ -183,3 +183,26 @@ func TestDecideNotFoundLaneIsTyped(t *testing.T) {
 		t.Errorf("problem %v is not ErrLaneNotFound", d.Problem)
 	}
 }
+
+func TestDecideRefusesToChangeASelectorLabel(t *testing.T) {
+	// The Deployment's selector matches on ASM_TRAFFIC_TAG: base. Giving a canary pod the lane's
+	// value would make its ReplicaSet let it go and create another, without end.
+	d := deployment("a", map[string]string{StableRevisionLabel: "old"})
+	d.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a", LabelASM: BaseTag}}
+	asm := lane("asm-traffic", map[string]string{AnnotationDialects: "asm", AnnotationBaseLabels: "true"}, "gray")
+	r := resolver(t, d, replicaSet("a-new", "a"), replicaSet("a-old", "a"), asm,
+		rollout("rollout-a", "Deployment", "a", "asm-traffic", v1beta1.RolloutPhaseProgressing))
+	canary := pod(map[string]string{"app": "a", LabelASM: BaseTag, "pod-template-hash": "new"}, owner("ReplicaSet", "a-new"))
+	got, err := r.Decide(t.Context(), canary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Problem == nil || !errors.Is(got.Problem, ErrMisconfigured) || !strings.Contains(got.Problem.Error(), "whose selector matches on ASM_TRAFFIC_TAG") || len(got.Labels) != 0 {
+		t.Errorf("canary: problem %v, labels %v; want a refusal naming the selector and no labels", got.Problem, got.Labels)
+	}
+	// A stable pod already carries the value the lane wants: nothing changes, nothing refused.
+	stable := pod(map[string]string{"app": "a", LabelASM: BaseTag, "pod-template-hash": "old"}, owner("ReplicaSet", "a-old"))
+	if got, err := r.Decide(t.Context(), stable); err != nil || got.Problem != nil || got.Labels[LabelASM] != BaseTag {
+		t.Errorf("stable: %+v, %v; want the base label and no problem", got, err)
+	}
+}

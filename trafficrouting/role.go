@@ -42,6 +42,9 @@ type Workload struct {
 	// UpdateRevision and CurrentRevision are a StatefulSet's or CloneSet's status revisions.
 	UpdateRevision  string
 	CurrentRevision string
+	// SelectorKeys are the label keys the workload's selector matches on; lane labels never
+	// change them.
+	SelectorKeys []string
 }
 
 // RoleOf decides whether a pod is the canary or the stable version of a lane member's workload.

@@ -25,8 +25,9 @@ local HIGRESS = "higress.io/"
 local OWNED = "kruise-lanes.io/owned-keys"
 local PRESERVED = "kruise-lanes.io/preserved"
 local LANE_HEADER = "kruise-lanes.io/lane-header"
+-- The manager's --lane-header. The installer rewrites this one line (luascripts.WithDefaultLaneHeader)
+-- so the script and the manager use the same default; keep it on a line of its own.
 local DEFAULT_LANE_HEADER = "x-mse-tag"
-local DEFAULT_TAG = "gray"
 local SUBSET = MSE .. "service-subset"
 
 -- Canary keys that only a canary Ingress carries. They are removed on every run, including the
@@ -375,17 +376,37 @@ if type(modifier) == "table" then
 end
 
 -- ---------------------------------------------------------------------------------------------
--- MSE service subset: the lane tag, i.e. the value requestHeaderModifier.set gives the lane header.
+-- MSE service subset: the lane tag, i.e. the value requestHeaderModifier.set gives the lane header
+-- (annotation kruise-lanes.io/lane-header of the stable Ingress, else the manager's default). No
+-- tag is guessed: without that value the step is refused, as lanes-manager refuses the lane. A
+-- run that routes nothing (Kruise creates the canary Ingress with weight 0 and nothing else)
+-- leaves the stable Ingress's value.
 -- ---------------------------------------------------------------------------------------------
-if PROVIDER.serviceSubset and annotations[SUBSET] ~= nil then
-  local laneHeader = annotations[LANE_HEADER] or DEFAULT_LANE_HEADER
-  local tag = DEFAULT_TAG
+local routes = #matches > 0 or (obj.weight ~= nil and obj.weight ~= "-1" and obj.weight ~= "0")
+if PROVIDER.serviceSubset and annotations[SUBSET] ~= nil and routes then
+  local laneHeader = annotations[LANE_HEADER]
+  if laneHeader == nil or laneHeader == "" then
+    laneHeader = DEFAULT_LANE_HEADER
+  end
+  local tag = nil
   if type(modifier) == "table" then
     for _, h in ipairs(list(modifier.set)) do
       if type(h.name) == "string" and string.lower(h.name) == string.lower(laneHeader) then
         tag = h.value
       end
     end
+  end
+  if tag == nil or tag == "" then
+    fail(string.format("the stable Ingress asks for %s but requestHeaderModifier.set gives the lane header %q no value, "
+      .. "so the lane tag is unknown: set header %q to the lane tag (or name the lane header with annotation %s on the stable Ingress)",
+      SUBSET, laneHeader, laneHeader, LANE_HEADER))
+  end
+  -- The subset selects pods by a label with the tag as its value, as lanes-manager labels them.
+  if string.len(tag) > 63 or not (string.match(tag, "^[A-Za-z0-9]$") or string.match(tag, "^[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]$")) then
+    fail(string.format("lane tag %q (the value of %q) is not a valid label value, so no pod can carry it: use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", tag, laneHeader))
+  end
+  if tag == "base" then
+    fail(string.format("lane tag %q (the value of %q) is reserved for stable pods", tag, laneHeader))
   end
   write(SUBSET, tag)
 end

@@ -35,6 +35,7 @@ import (
 	"github.com/kruise-lanes/kruise-lanes/luascripts"
 	"github.com/kruise-lanes/kruise-lanes/plugin"
 	"github.com/kruise-lanes/kruise-lanes/test/e2e/framework"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
 // The release the chart test installs, as the README says: helm install lanes charts/lanes -n
@@ -129,16 +130,8 @@ func TestChartInstall(t *testing.T) {
 
 	// Every object of the release was accepted by the API server (helm creates them one by one,
 	// so server-side validation has passed for each) and is there.
-	manifest, err := h.run(ctx, "get", "manifest", chartRelease, "-n", chartNamespace)
-	if err != nil {
-		t.Fatalf("helm get manifest: %v\n%s", err, manifest)
-	}
-	objs, err := framework.DecodeYAML([]byte(manifest))
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs, deploymentArgs := releaseManifest(t, h)
 	var kinds []string
-	var deploymentArgs []string
 	for _, o := range objs {
 		got := &unstructured.Unstructured{}
 		got.SetGroupVersionKind(o.GroupVersionKind())
@@ -146,12 +139,6 @@ func TestChartInstall(t *testing.T) {
 			t.Errorf("release object %s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 		}
 		kinds = append(kinds, o.GetKind())
-		if o.GetKind() == "Deployment" {
-			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-			if len(containers) == 1 {
-				deploymentArgs, _, _ = unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
-			}
-		}
 	}
 	slices.Sort(kinds)
 	t.Logf("release objects: %s", strings.Join(kinds, ", "))
@@ -160,50 +147,8 @@ func TestChartInstall(t *testing.T) {
 			t.Errorf("release has no %s", want)
 		}
 	}
-	if len(deploymentArgs) == 0 {
-		t.Fatalf("no manager args in the release's Deployment")
-	}
-
-	// lanes-manager out of cluster: the chart's args, with the pod-only ones (ports on all
-	// interfaces, /certs) pointed at loopback and a folder kept in step with the chart's Secret, and
-	// the chart's ServiceAccount as its identity.
-	saKubeconfig := serviceAccountKubeconfig(t, chartNamespace, chartFullname)
-	ports, err := framework.FreePorts(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certDir := t.TempDir()
-	cluster.MountSecret(t, chartNamespace, "lanes-webhook-cert", certDir)
-	args := managerArgsOutOfCluster(deploymentArgs, ports, certDir)
-	t.Logf("lanes-manager %s", strings.Join(args, " "))
-	bin, err := cluster.LanesManagerBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr := cluster.StartProcess(t, framework.ProcessSpec{
-		Name: "lanes-manager-chart", Path: bin, Args: args, Env: []string{"KUBECONFIG=" + saKubeconfig},
-	})
-
-	// Ready once the rotator, with the chart's RBAC, has filled the Secret and the caBundle of the
-	// chart's own webhook configuration.
-	err = framework.WaitFor(ctx, 60*time.Second, "lanes-manager ready with the chart's caBundle injected", func(ctx context.Context) (bool, error) {
-		select {
-		case <-mgr.Exited():
-			return false, framework.Permanent(fmt.Errorf("lanes-manager exited: %v\n%s", mgr.ExitErr(), mgr.Tail(30)))
-		default:
-		}
-		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-		if err := c.Get(ctx, client.ObjectKey{Name: chartWebhookConfig}, cfg); err != nil {
-			return false, err
-		}
-		if len(cfg.Webhooks) != 1 || len(cfg.Webhooks[0].ClientConfig.CABundle) == 0 {
-			return false, framework.Pending("no caBundle in %s yet", chartWebhookConfig)
-		}
-		return probeOK(ctx, ports[2])
-	})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, mgr.Tail(40))
-	}
+	mgr := startChartManager(t, "lanes-manager-chart", deploymentArgs)
+	saKubeconfig, bin := mgr.kubeconfig, mgr.bin
 
 	// The installer applied our mse key under field manager kruise-lanes, skipped the user's
 	// higress key, and left every other key alone.
@@ -250,6 +195,24 @@ func TestChartInstall(t *testing.T) {
 			}
 		}
 		return false, framework.Pending("events on the ConfigMap: %v", seen)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The leader publishes its lane defaults for kubectl lanes. The chart grants configmaps in its
+	// namespace only by that name: a server-side apply that creates the object is authorized as
+	// patch and create of that name.
+	defaultsKey := client.ObjectKey{Namespace: chartNamespace, Name: trafficrouting.DefaultsConfigMapName}
+	err = framework.WaitFor(ctx, 30*time.Second, "the lane defaults published in "+defaultsKey.String(), func(ctx context.Context) (bool, error) {
+		got := &corev1.ConfigMap{}
+		if err := c.Get(ctx, defaultsKey, got); err != nil {
+			return false, framework.Pending("%v", client.IgnoreNotFound(err))
+		}
+		if len(got.Data) == 0 {
+			return false, framework.Pending("no data yet")
+		}
+		return true, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -359,6 +322,86 @@ func assertCanaryIngressUsesOurScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%s: kruise-lanes.io/owned-keys = %s", canaryIngress, ing.Annotations["kruise-lanes.io/owned-keys"])
+}
+
+// releaseManifest returns the objects of the installed release (helm get manifest) and the
+// arguments of its Deployment's manager container.
+func releaseManifest(t *testing.T, h *helmRunner) ([]*unstructured.Unstructured, []string) {
+	t.Helper()
+	manifest, err := h.run(t.Context(), "get", "manifest", chartRelease, "-n", chartNamespace)
+	if err != nil {
+		t.Fatalf("helm get manifest: %v\n%s", err, manifest)
+	}
+	objs, err := framework.DecodeYAML([]byte(manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		if len(containers) == 1 {
+			args, _, _ = unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+		}
+	}
+	if len(args) == 0 {
+		t.Fatalf("no manager args in the release's Deployment")
+	}
+	return objs, args
+}
+
+// chartManager is lanes-manager run as a local process the way the release's Deployment runs it.
+type chartManager struct {
+	*framework.Process
+	// kubeconfig authenticates as the chart's ServiceAccount; bin is the lanes-manager binary.
+	kubeconfig, bin string
+}
+
+// startChartManager runs lanes-manager out of cluster with the chart's Deployment args (the
+// pod-only ones, ports on all interfaces and /certs, pointed at loopback and a folder kept in step
+// with the chart's Secret) as the chart's ServiceAccount, so the chart's RBAC is what it gets. It
+// returns once the manager is ready and its rotator, with that RBAC, has filled the Secret and the
+// caBundle of the chart's own webhook configuration; the process is stopped at the test's end.
+func startChartManager(t *testing.T, name string, deploymentArgs []string) *chartManager {
+	t.Helper()
+	ctx := t.Context()
+	saKubeconfig := serviceAccountKubeconfig(t, chartNamespace, chartFullname)
+	ports, err := framework.FreePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certDir := t.TempDir()
+	cluster.MountSecret(t, chartNamespace, "lanes-webhook-cert", certDir)
+	args := managerArgsOutOfCluster(deploymentArgs, ports, certDir)
+	t.Logf("lanes-manager %s", strings.Join(args, " "))
+	bin, err := cluster.LanesManagerBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr := cluster.StartProcess(t, framework.ProcessSpec{
+		Name: name, Path: bin, Args: args, Env: []string{"KUBECONFIG=" + saKubeconfig},
+	})
+	err = framework.WaitFor(ctx, 60*time.Second, "lanes-manager ready with the chart's caBundle injected", func(ctx context.Context) (bool, error) {
+		select {
+		case <-mgr.Exited():
+			return false, framework.Permanent(fmt.Errorf("lanes-manager exited: %v\n%s", mgr.ExitErr(), mgr.Tail(30)))
+		default:
+		}
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := cluster.Client.Get(ctx, client.ObjectKey{Name: chartWebhookConfig}, cfg); err != nil {
+			return false, err
+		}
+		if len(cfg.Webhooks) != 1 || len(cfg.Webhooks[0].ClientConfig.CABundle) == 0 {
+			return false, framework.Pending("no caBundle in %s yet", chartWebhookConfig)
+		}
+		return probeOK(ctx, ports[2])
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, mgr.Tail(40))
+	}
+	return &chartManager{Process: mgr, kubeconfig: saKubeconfig, bin: bin}
 }
 
 // helmRunner runs .cache/bin/helm against the harness's API server with its own helm folders.

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/pflag"
@@ -10,22 +11,30 @@ import (
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
-// ClientGetter gives commands a client and the namespace to work in; tests inject their own.
+// ClientGetter gives commands a client, the namespace to work in and the lane defaults to
+// resolve lanes with; tests inject their own.
 type ClientGetter interface {
 	Client() (client.Client, error)
 	Namespace() (string, error)
+	// LaneDefaults returns the defaults and a sentence saying where they came from.
+	LaneDefaults(ctx context.Context, c client.Reader) (trafficrouting.Defaults, string, error)
 }
 
-// kubeFlags are kubectl's usual flags (--kubeconfig, --context, -n, ...) through cli-runtime.
+// kubeFlags are kubectl's usual flags (--kubeconfig, --context, -n, ...) through cli-runtime,
+// and the flags that choose the lane defaults.
 type kubeFlags struct {
 	flags *genericclioptions.ConfigFlags
+	defaultsFlags
 }
 
 func newKubeFlags() *kubeFlags {
 	return &kubeFlags{flags: genericclioptions.NewConfigFlags(true)}
 }
 
-func (k *kubeFlags) AddFlags(fs *pflag.FlagSet) { k.flags.AddFlags(fs) }
+func (k *kubeFlags) AddFlags(fs *pflag.FlagSet) {
+	k.flags.AddFlags(fs)
+	k.defaultsFlags.AddFlags(fs)
+}
 
 func (k *kubeFlags) Client() (client.Client, error) {
 	cfg, err := k.flags.ToRESTConfig()

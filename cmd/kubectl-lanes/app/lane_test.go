@@ -10,16 +10,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting/laneops"
 )
 
-func memberOf(name string, phase v1beta1.RolloutPhase, state v1beta1.CanaryStepState, pods ...corev1.Pod) member {
+func memberOf(name string, phase v1beta1.RolloutPhase, state v1beta1.CanaryStepState, pods ...corev1.Pod) laneops.Member {
 	r := &v1beta1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "rollout-" + name}}
 	r.Spec.WorkloadRef = v1beta1.ObjectRef{Kind: "Deployment", Name: name}
 	r.Status.Phase = phase
 	if state != "" {
 		r.Status.CanaryStatus = &v1beta1.CanaryStatus{CommonStatus: v1beta1.CommonStatus{CurrentStepState: state}}
 	}
-	return member{Rollout: r, Pods: pods}
+	return laneops.Member{Rollout: r, Pods: pods}
 }
 
 func lanePod(ready bool, labels map[string]string) corev1.Pod {
@@ -32,9 +33,9 @@ func lanePod(ready bool, labels map[string]string) corev1.Pod {
 
 var gray = map[string]string{"alicloud.service.tag": "gray", "opensergo.io/canary-gray": "gray"}
 
-func state(members ...member) *laneState {
+func state(members ...laneops.Member) *laneops.LaneState {
 	lane := &trafficrouting.Lane{Tag: "gray", Dialects: []trafficrouting.Dialect{trafficrouting.DialectMSE, trafficrouting.DialectOpenSergo}}
-	return &laneState{TrafficRouting: &v1alpha1.TrafficRouting{Status: v1alpha1.TrafficRoutingStatus{Phase: v1alpha1.TrafficRoutingPhaseHealthy}}, Lane: lane, Members: members}
+	return &laneops.LaneState{TrafficRouting: &v1alpha1.TrafficRouting{Status: v1alpha1.TrafficRoutingStatus{Phase: v1alpha1.TrafficRoutingPhaseHealthy}}, Lane: lane, Members: members}
 }
 
 func TestTrace(t *testing.T) {
@@ -60,35 +61,35 @@ func TestJudge(t *testing.T) {
 	disabled := memberOf("d", v1beta1.RolloutPhaseDisabled, "")
 
 	tests := map[string]struct {
-		st         *laneState
-		goal       waitGoal
-		start      releaseStart
+		st         *laneops.LaneState
+		goal       laneops.Goal
+		start      laneops.ReleaseStart
 		wantDone   bool
 		wantFailed string
 		wantNotYet string
 	}{
-		"paused: all releasing members paused":    {st: state(paused, healthy), goal: goalPaused, wantDone: true},
-		"paused: one still upgrading":             {st: state(paused, upgrading), goal: goalPaused, wantNotYet: "rollout-c is StepUpgrade"},
-		"paused: nothing releasing yet":           {st: state(healthy), goal: goalPaused, wantNotYet: "no member is releasing"},
-		"completed: a member still progressing":   {st: state(paused, healthy), goal: goalCompleted, wantNotYet: "rollout-a is Progressing/StepPaused"},
-		"completed: every member healthy":         {st: state(healthy), goal: goalCompleted, wantDone: true},
-		"completed: a release was rolled back":    {st: state(cancelling), goal: goalCompleted, start: releaseStart{"rollout-a": true}, wantFailed: "rollout-a was rolled back"},
-		"healthy: a rollback is what we wait for": {st: state(cancelling), goal: goalHealthy, start: releaseStart{"rollout-a": true}, wantNotYet: "rollout-a is Progressing"},
-		"any goal: a disabled member fails":       {st: state(disabled), goal: goalHealthy, wantFailed: "rollout-d is Disabled"},
-		"completed: cancelling not seen at start": {st: state(cancelling), goal: goalCompleted, start: releaseStart{}, wantNotYet: "rollout-a is Progressing"},
-		"no members": {st: state(), goal: goalHealthy, wantNotYet: "no member Rollouts"},
+		"paused: all releasing members paused":    {st: state(paused, healthy), goal: laneops.GoalPaused, wantDone: true},
+		"paused: one still upgrading":             {st: state(paused, upgrading), goal: laneops.GoalPaused, wantNotYet: "rollout-c is StepUpgrade"},
+		"paused: nothing releasing yet":           {st: state(healthy), goal: laneops.GoalPaused, wantNotYet: "no member is releasing"},
+		"completed: a member still progressing":   {st: state(paused, healthy), goal: laneops.GoalCompleted, wantNotYet: "rollout-a is Progressing/StepPaused"},
+		"completed: every member healthy":         {st: state(healthy), goal: laneops.GoalCompleted, wantDone: true},
+		"completed: a release was rolled back":    {st: state(cancelling), goal: laneops.GoalCompleted, start: laneops.ReleaseStart{"rollout-a": true}, wantFailed: "rollout-a was rolled back"},
+		"healthy: a rollback is what we wait for": {st: state(cancelling), goal: laneops.GoalHealthy, start: laneops.ReleaseStart{"rollout-a": true}, wantNotYet: "rollout-a is Progressing"},
+		"any goal: a disabled member fails":       {st: state(disabled), goal: laneops.GoalHealthy, wantFailed: "rollout-d is Disabled"},
+		"completed: cancelling not seen at start": {st: state(cancelling), goal: laneops.GoalCompleted, start: laneops.ReleaseStart{}, wantNotYet: "rollout-a is Progressing"},
+		"no members": {st: state(), goal: laneops.GoalHealthy, wantNotYet: "no member Rollouts"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			v := judge(tc.st, tc.goal, tc.start)
-			if v.done != tc.wantDone {
-				t.Errorf("done = %v, want %v (%+v)", v.done, tc.wantDone, v)
+			v := laneops.Judge(tc.st, tc.goal, tc.start)
+			if v.Done != tc.wantDone {
+				t.Errorf("done = %v, want %v (%+v)", v.Done, tc.wantDone, v)
 			}
-			if !strings.Contains(v.failed, tc.wantFailed) || (tc.wantFailed == "" && v.failed != "") {
-				t.Errorf("failed = %q, want %q", v.failed, tc.wantFailed)
+			if !strings.Contains(v.Failed, tc.wantFailed) || (tc.wantFailed == "" && v.Failed != "") {
+				t.Errorf("failed = %q, want %q", v.Failed, tc.wantFailed)
 			}
-			if !strings.Contains(v.notYet, tc.wantNotYet) || (tc.wantNotYet == "" && v.notYet != "") {
-				t.Errorf("notYet = %q, want %q", v.notYet, tc.wantNotYet)
+			if !strings.Contains(v.NotYet, tc.wantNotYet) || (tc.wantNotYet == "" && v.NotYet != "") {
+				t.Errorf("notYet = %q, want %q", v.NotYet, tc.wantNotYet)
 			}
 		})
 	}

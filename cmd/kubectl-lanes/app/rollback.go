@@ -1,21 +1,12 @@
 package app
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting/laneops"
 )
 
 func newRollbackCommand(streams Streams, getter ClientGetter) *cobra.Command {
@@ -27,28 +18,24 @@ func newRollbackCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes rollback mse-traffic && kubectl lanes wait mse-traffic --for=healthy",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, st, err := connectLane(cmd.Context(), getter, args[0])
+			c, st, err := connectLane(cmd.Context(), streams, getter, args[0])
 			if err != nil {
 				return err
 			}
 			undone := 0
 			var errs []error
 			for _, m := range st.Members {
-				cs := m.Rollout.Status.CanaryStatus
-				if !m.releasing() || cs == nil || cs.StableRevision == "" || cs.PodTemplateHash == cs.StableRevision {
+				if !m.CanRollBack() {
 					fmt.Fprintf(streams.Out, "%s: nothing to roll back (phase %s)\n", m.Rollout.Name, orDash(string(m.Rollout.Status.Phase)))
 					continue
 				}
-				template, err := stableTemplate(cmd.Context(), c, m, cs.StableRevision)
-				if err == nil {
-					err = replaceTemplate(cmd.Context(), c, m, template)
-				}
+				stable, err := laneops.RollBack(cmd.Context(), c, m)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", m.Rollout.Name, err))
 					continue
 				}
 				undone++
-				fmt.Fprintf(streams.Out, "%s: %s rolled back to revision %s\n", m.Rollout.Name, m.Rollout.Spec.WorkloadRef.Kind+"/"+m.Rollout.Spec.WorkloadRef.Name, cs.StableRevision)
+				fmt.Fprintf(streams.Out, "%s: %s rolled back to revision %s\n", m.Rollout.Name, m.Rollout.Spec.WorkloadRef.Kind+"/"+m.Rollout.Spec.WorkloadRef.Name, stable)
 			}
 			if len(errs) > 0 {
 				return fmt.Errorf("rollback incomplete: %w", errors.Join(errs...))
@@ -59,91 +46,4 @@ func newRollbackCommand(streams Streams, getter ClientGetter) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-// stableTemplate finds the pod template of the member's stable revision.
-func stableTemplate(ctx context.Context, c client.Client, m member, stable string) (map[string]any, error) {
-	ref := m.Rollout.Spec.WorkloadRef
-	ns := m.Rollout.Namespace
-	if ref.Kind == "Deployment" {
-		rss := &appsv1.ReplicaSetList{}
-		if err := c.List(ctx, rss, client.InNamespace(ns), client.MatchingLabels{appsv1.DefaultDeploymentUniqueLabelKey: stable}); err != nil {
-			return nil, fmt.Errorf("list replicasets: %w", err)
-		}
-		for i := range rss.Items {
-			rs := &rss.Items[i]
-			if owner := metav1.GetControllerOf(rs); owner == nil || owner.Kind != "Deployment" || owner.Name != ref.Name {
-				continue
-			}
-			tpl := rs.Spec.Template.DeepCopy()
-			delete(tpl.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-			return toMap(tpl)
-		}
-		return nil, fmt.Errorf("the ReplicaSet of stable revision %s of Deployment %s is gone; roll back by re-applying the old manifest", stable, ref.Name)
-	}
-	revs := &appsv1.ControllerRevisionList{}
-	if err := c.List(ctx, revs, client.InNamespace(ns)); err != nil {
-		return nil, fmt.Errorf("list controllerrevisions: %w", err)
-	}
-	for i := range revs.Items {
-		rev := &revs.Items[i]
-		owner := metav1.GetControllerOf(rev)
-		if owner == nil || owner.Kind != ref.Kind || owner.Name != ref.Name {
-			continue
-		}
-		if rev.Name != stable && !strings.HasSuffix(rev.Name, "-"+stable) && rev.Labels[appsv1.ControllerRevisionHashLabelKey] != stable {
-			continue
-		}
-		var data map[string]any
-		if err := json.Unmarshal(rev.Data.Raw, &data); err != nil {
-			return nil, fmt.Errorf("read controllerrevision %s: %w", rev.Name, err)
-		}
-		tpl, found, err := unstructured.NestedMap(data, "spec", "template")
-		if err != nil || !found {
-			return nil, fmt.Errorf("controllerrevision %s holds no pod template", rev.Name)
-		}
-		delete(tpl, "$patch")
-		return tpl, nil
-	}
-	return nil, fmt.Errorf("the ControllerRevision of stable revision %s of %s %s is gone; roll back by re-applying the old manifest", stable, ref.Kind, ref.Name)
-}
-
-func toMap(tpl *corev1.PodTemplateSpec) (map[string]any, error) {
-	b, err := json.Marshal(tpl)
-	if err != nil {
-		return nil, fmt.Errorf("encode template: %w", err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("decode template: %w", err)
-	}
-	return m, nil
-}
-
-// replaceTemplate writes the template into the workload with a JSON patch, as kubectl rollout undo.
-func replaceTemplate(ctx context.Context, c client.Client, m member, template map[string]any) error {
-	ref := m.Rollout.Spec.WorkloadRef
-	patch, err := json.Marshal([]map[string]any{{"op": "replace", "path": "/spec/template", "value": template}})
-	if err != nil {
-		return fmt.Errorf("encode patch: %w", err)
-	}
-	var obj client.Object
-	switch ref.Kind {
-	case "Deployment":
-		obj = &appsv1.Deployment{}
-	case "StatefulSet":
-		obj = &appsv1.StatefulSet{}
-	case "CloneSet":
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(trafficrouting.CloneSetGVK)
-		obj = u
-	default:
-		return fmt.Errorf("cannot roll back a %s", ref.Kind)
-	}
-	obj.SetNamespace(m.Rollout.Namespace)
-	obj.SetName(ref.Name)
-	if err := c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch)); err != nil {
-		return fmt.Errorf("patch %s %s: %w", ref.Kind, ref.Name, err)
-	}
-	return nil
 }

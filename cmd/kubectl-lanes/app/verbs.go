@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting/laneops"
 )
 
 // printData writes v as JSON or YAML.
@@ -61,7 +62,7 @@ func newListCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes list -n shop",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ns, err := connect(getter)
+			c, ns, d, err := connect(cmd.Context(), streams, getter)
 			if err != nil {
 				return err
 			}
@@ -71,7 +72,7 @@ func newListCommand(streams Streams, getter ClientGetter) *cobra.Command {
 			}
 			var lanes []laneSummary
 			for _, tr := range trs.Items {
-				st, err := loadLane(cmd.Context(), c, ns, tr.Name)
+				st, err := laneops.Load(cmd.Context(), c, ns, tr.Name, d)
 				if err != nil {
 					return err
 				}
@@ -117,28 +118,37 @@ func orDash(s string) string {
 }
 
 // connectLane connects and reads one lane.
-func connectLane(ctx context.Context, getter ClientGetter, name string) (client.Client, *laneState, error) {
-	c, ns, err := connect(getter)
+func connectLane(ctx context.Context, streams Streams, getter ClientGetter, name string) (client.Client, *laneops.LaneState, error) {
+	c, ns, d, err := connect(ctx, streams, getter)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := loadLane(ctx, c, ns, name)
+	st, err := laneops.Load(ctx, c, ns, name, d)
 	if err != nil {
 		return nil, nil, err
 	}
 	return c, st, nil
 }
 
-func connect(getter ClientGetter) (client.Client, string, error) {
+// connect returns the client, the namespace and the lane defaults, and says on the error stream
+// where the defaults came from.
+func connect(ctx context.Context, streams Streams, getter ClientGetter) (client.Client, string, trafficrouting.Defaults, error) {
 	c, err := getter.Client()
 	if err != nil {
-		return nil, "", err
+		return nil, "", trafficrouting.Defaults{}, err
 	}
 	ns, err := getter.Namespace()
 	if err != nil {
-		return nil, "", err
+		return nil, "", trafficrouting.Defaults{}, err
 	}
-	return c, ns, nil
+	d, source, err := getter.LaneDefaults(ctx, c)
+	if err != nil {
+		return nil, "", trafficrouting.Defaults{}, err
+	}
+	if streams.ErrOut != nil {
+		fmt.Fprintln(streams.ErrOut, source)
+	}
+	return c, ns, d, nil
 }
 
 // ---- status -----------------------------------------------------------------------------------
@@ -164,8 +174,8 @@ type laneStatus struct {
 	Members    []memberStatus `json:"members"`
 }
 
-func statusOf(ctx context.Context, c client.Client, ns, name string) (*laneStatus, error) {
-	st, err := loadLane(ctx, c, ns, name)
+func statusOf(ctx context.Context, c client.Client, ns, name string, d trafficrouting.Defaults) (*laneStatus, error) {
+	st, err := laneops.Load(ctx, c, ns, name, d)
 	if err != nil {
 		return nil, err
 	}
@@ -180,9 +190,9 @@ func statusOf(ctx context.Context, c client.Client, ns, name string) (*laneStatu
 		ms := memberStatus{
 			Rollout:  r.Name,
 			Workload: r.Spec.WorkloadRef.Kind + "/" + r.Spec.WorkloadRef.Name,
-			Style:    m.style(),
+			Style:    m.Style(),
 			Phase:    string(r.Status.Phase),
-			LanePods: m.readyLanePods(st.Lane),
+			LanePods: m.ReadyLanePods(st.Lane),
 		}
 		steps := 0
 		if r.Spec.Strategy.Canary != nil {
@@ -239,13 +249,13 @@ func newStatusCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes status mse-traffic\n  kubectl lanes status mse-traffic -w",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, ns, err := connect(getter)
+			c, ns, d, err := connect(cmd.Context(), streams, getter)
 			if err != nil {
 				return err
 			}
 			var last string
 			for {
-				s, err := statusOf(cmd.Context(), c, ns, args[0])
+				s, err := statusOf(cmd.Context(), c, ns, args[0], d)
 				if err != nil {
 					return err
 				}
@@ -291,9 +301,6 @@ func exactlyOneLane(_ *cobra.Command, args []string) error {
 
 // ---- approve ----------------------------------------------------------------------------------
 
-// approvePatch is what `kubectl-kruise rollout approve` sends to the status subresource.
-const approvePatch = `{"status":{"canaryStatus":{"currentStepState":"StepReady"}}}`
-
 func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 	var only []string
 	cmd := &cobra.Command{
@@ -302,7 +309,7 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes approve mse-traffic\n  kubectl lanes approve mse-traffic --member rollout-a",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, st, err := connectLane(cmd.Context(), getter, args[0])
+			c, st, err := connectLane(cmd.Context(), streams, getter, args[0])
 			if err != nil {
 				return err
 			}
@@ -320,12 +327,12 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 				if len(only) > 0 && !contains(only, m.Rollout.Name) {
 					continue
 				}
-				if m.stepState() != v1beta1.CanaryStepStatePaused {
-					fmt.Fprintf(streams.Out, "%s: not approved, it is not paused (phase %s, state %s)\n", m.Rollout.Name, orDash(string(m.Rollout.Status.Phase)), orDash(string(m.stepState())))
+				if m.StepState() != v1beta1.CanaryStepStatePaused {
+					fmt.Fprintf(streams.Out, "%s: not approved, it is not paused (phase %s, state %s)\n", m.Rollout.Name, orDash(string(m.Rollout.Status.Phase)), orDash(string(m.StepState())))
 					continue
 				}
 				step := m.Rollout.Status.CanaryStatus.CurrentStepIndex
-				if err := approve(cmd.Context(), c, m.Rollout); err != nil {
+				if err := laneops.Approve(cmd.Context(), c, m.Rollout); err != nil {
 					return fmt.Errorf("approve %s: %w", m.Rollout.Name, err)
 				}
 				approved++
@@ -344,52 +351,7 @@ func newApproveCommand(streams Streams, getter ClientGetter) *cobra.Command {
 	return cmd
 }
 
-// approve sends the approval and makes sure it holds. Kruise v0.6.2 writes a Rollout's status
-// from its cached copy, so an approval that lands during one of its reconciles can be overwritten
-// back to StepPaused at the same step — even after the Rollout was read back as StepReady. The
-// approval holds once the Rollout has left the step (or reached a state past StepReady); while it
-// is StepReady it is only watched, and while it is StepPaused at the same step the approval is
-// sent again (a Rollout that moved on is never paused at the same step index, so this cannot
-// approve a later step).
-func approve(ctx context.Context, c client.Client, r *v1beta1.Rollout) error {
-	const maxSends, maxChecks = 4, 40
-	step := r.Status.CanaryStatus.CurrentStepIndex
-	sent, resend := 0, true
-	for check := 0; check < maxChecks; check++ {
-		if resend {
-			if sent == maxSends {
-				break
-			}
-			if err := c.Status().Patch(ctx, r, client.RawPatch(types.MergePatchType, []byte(approvePatch))); err != nil {
-				return err
-			}
-			sent++
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
-			return fmt.Errorf("read back: %w", err)
-		}
-		cs := r.Status.CanaryStatus
-		if cs == nil || cs.CurrentStepIndex != step {
-			return nil
-		}
-		switch cs.CurrentStepState {
-		case v1beta1.CanaryStepStatePaused:
-			resend = true
-		case v1beta1.CanaryStepStateReady:
-			resend = false
-		default:
-			return nil
-		}
-	}
-	return fmt.Errorf("Kruise kept the rollout at step %d (%s) after %d approvals; see its status message", step, r.Status.CanaryStatus.CurrentStepState, sent)
-}
-
-func memberNames(st *laneState) []string {
+func memberNames(st *laneops.LaneState) []string {
 	var out []string
 	for _, m := range st.Members {
 		out = append(out, m.Rollout.Name)
@@ -416,8 +378,8 @@ type hop struct {
 
 // traceOf returns the path the lane takes now: each hop is the lane tag where the member has Ready
 // pods with the lane's labels, else base.
-func traceOf(st *laneState, chain []string) []hop {
-	byName := map[string]member{}
+func traceOf(st *laneops.LaneState, chain []string) []hop {
+	byName := map[string]laneops.Member{}
 	for _, m := range st.Members {
 		byName[m.Rollout.Name] = m
 		byName[m.Rollout.Spec.WorkloadRef.Name] = m
@@ -431,7 +393,7 @@ func traceOf(st *laneState, chain []string) []hop {
 	for _, name := range chain {
 		h := hop{Name: name, Version: trafficrouting.BaseTag}
 		if m, ok := byName[name]; ok {
-			if n := m.readyLanePods(st.Lane); n > 0 {
+			if n := m.ReadyLanePods(st.Lane); n > 0 {
 				h.Version, h.Ready = st.Lane.Tag, n
 			}
 		}
@@ -457,7 +419,7 @@ func newTraceCommand(streams Streams, getter ClientGetter) *cobra.Command {
 		Example: "  kubectl lanes trace mse-traffic --chain spring-cloud-a,spring-cloud-b,spring-cloud-c",
 		Args:    exactlyOneLane,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, st, err := connectLane(cmd.Context(), getter, args[0])
+			_, st, err := connectLane(cmd.Context(), streams, getter, args[0])
 			if err != nil {
 				return err
 			}

@@ -96,7 +96,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MeshRouteDrain, "mesh-route-drain", o.MeshRouteDrain, "how long a hop's DestinationRule or lane Services outlive its route once neither is wanted, so that no mesh client is left with a route to a destination that is gone")
 }
 
-// ProviderScripts maps the ConfigMap keys to install to their scripts.
+// ProviderScripts maps the ConfigMap keys to install to their scripts. The ingress providers
+// carry --lane-header as their default lane header.
 func (o *Options) ProviderScripts() (map[string]string, error) {
 	out := map[string]string{}
 	for _, class := range strings.Split(o.Providers, ",") {
@@ -115,6 +116,10 @@ func (o *Options) ProviderScripts() (map[string]string, error) {
 		script, err := luascripts.Ingress(class)
 		if err != nil {
 			return nil, fmt.Errorf("--providers: no provider %q; available: %s", class, strings.Join(luascripts.ProviderNames(), ", "))
+		}
+		// The script's default lane header is the manager's, so both resolve the same lane.
+		if script, err = luascripts.WithDefaultLaneHeader(script, o.LaneHeader); err != nil {
+			return nil, fmt.Errorf("--lane-header: %w", err)
 		}
 		key := "lua.traffic.routing.ingress." + o.ProviderPrefix + class
 		if msgs := validation.IsConfigMapKey(key); len(msgs) > 0 {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kruise-lanes/kruise-lanes/luascripts"
 )
 
 func TestOptionsDefaultsAreValid(t *testing.T) {
@@ -49,6 +51,34 @@ func TestProviderScriptsKeys(t *testing.T) {
 	o.Providers = ""
 	if scripts, err := o.ProviderScripts(); err != nil || len(scripts) != 0 {
 		t.Errorf("empty --providers: %v %v", scripts, err)
+	}
+}
+
+// The ingress providers are installed with --lane-header as their default lane header, so the
+// script and the manager read the same header where a lane names none.
+func TestProviderScriptsCarryTheLaneHeader(t *testing.T) {
+	o := NewOptions()
+	o.LaneHeader = "x-lane"
+	scripts, err := o.ProviderScripts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, class := range luascripts.IngressProviders() {
+		embedded, err := luascripts.Ingress(class)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := luascripts.WithDefaultLaneHeader(embedded, "x-lane")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := scripts["lua.traffic.routing.ingress."+class]; got != string(want) {
+			t.Errorf("%s: the installed script is not the embedded one with default lane header x-lane", class)
+		}
+	}
+	o.LaneHeader = "x lane"
+	if _, err := o.ProviderScripts(); err == nil || !strings.Contains(err.Error(), "--lane-header") {
+		t.Errorf("--lane-header %q: %v, want an error naming the flag", o.LaneHeader, err)
 	}
 }
 

@@ -22,12 +22,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/kruise-lanes/kruise-lanes/cmd/internal/version"
 	"github.com/kruise-lanes/kruise-lanes/plugin"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 	"github.com/kruise-lanes/kruise-lanes/webhook"
@@ -42,6 +42,7 @@ func NewCommand() *cobra.Command {
 		Short:        "Kruise Lanes: lane-label webhook and controllers",
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
+		Version:      version.Get().String(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
 				return err
@@ -54,6 +55,7 @@ func NewCommand() *cobra.Command {
 	}
 	o.AddFlags(cmd.Flags())
 	cmd.Flags().AddGoFlagSet(flagSetFor(zapOpts))
+	cmd.SetVersionTemplate("lanes-manager {{.Version}}\n")
 	cmd.AddCommand(newRemoveProvidersCommand())
 	return cmd
 }
@@ -171,19 +173,13 @@ func run(ctx context.Context, o *Options) error {
 		Observer: m,
 	}
 	// The webhook server starts only once its certificate exists; until then /readyz fails.
-	webhookStarted := make(chan struct{})
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		select {
-		case <-certsReady:
-		case <-ctx.Done():
-			return nil
-		}
+	// Every replica registers it, the followers too: they serve admissions while one leads.
+	registration := &webhookRegistration{certsReady: certsReady, started: make(chan struct{}), register: func() {
 		mgr.GetWebhookServer().Register(webhook.Path, &admission.Webhook{Handler: labeler})
-		close(webhookStarted)
 		log.Info("webhook registered", "path", webhook.Path)
-		<-ctx.Done()
-		return nil
-	})); err != nil {
+	}}
+	webhookStarted := registration.started
+	if err := mgr.Add(registration); err != nil {
 		return fmt.Errorf("add webhook registration: %w", err)
 	}
 	warmer := newCacheWarmer(mgr.GetCache(), cloneSets)
@@ -220,7 +216,10 @@ func run(ctx context.Context, o *Options) error {
 			return fmt.Errorf("set up the provider installer: %w", err)
 		}
 	}
-	log.Info("starting", "certMode", o.CertMode, "dnsName", o.DNSName(), "laneHeader", defaults.LaneHeader, "dialects", o.Dialects)
+	if err := mgr.Add(&defaultsPublisher{client: mgr.GetClient(), namespace: o.Namespace, defaults: defaults, log: ctrl.Log.WithName("defaults")}); err != nil {
+		return fmt.Errorf("add the defaults publisher: %w", err)
+	}
+	log.Info("starting", "version", version.Get().String(), "certMode", o.CertMode, "dnsName", o.DNSName(), "laneHeader", defaults.LaneHeader, "dialects", o.Dialects)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -27,7 +27,8 @@ type cacheWarmer struct {
 }
 
 func newCacheWarmer(c cache.Cache, cloneSets bool) *cacheWarmer {
-	objs := []client.Object{&appsv1.ReplicaSet{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &v1beta1.Rollout{}, &v1alpha1.TrafficRouting{}}
+	objs := []client.Object{&appsv1.ReplicaSet{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &v1beta1.Rollout{}, &v1alpha1.TrafficRouting{},
+		trafficrouting.EntryIngressObject()}
 	if cloneSets {
 		cs := &unstructured.Unstructured{}
 		cs.SetGroupVersionKind(trafficrouting.CloneSetGVK)
@@ -65,4 +66,29 @@ func (w *cacheWarmer) Check(_ *http.Request) error {
 	default:
 		return errors.New("the caches the webhook reads have not synced yet")
 	}
+}
+
+// webhookRegistration registers the pod webhook once the serving certificate exists. It runs on
+// every replica (a runnable that does not say otherwise runs on the leader only, which would leave
+// a follower unready and serving nothing).
+type webhookRegistration struct {
+	certsReady <-chan struct{}
+	started    chan struct{}
+	register   func()
+}
+
+// NeedLeaderElection: followers serve admissions too.
+func (w *webhookRegistration) NeedLeaderElection() bool { return false }
+
+// Start waits for the certificate, registers the handler and marks the webhook started.
+func (w *webhookRegistration) Start(ctx context.Context) error {
+	select {
+	case <-w.certsReady:
+	case <-ctx.Done():
+		return nil
+	}
+	w.register()
+	close(w.started)
+	<-ctx.Done()
+	return nil
 }

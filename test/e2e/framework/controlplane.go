@@ -26,6 +26,13 @@ import (
 type controlPlane struct {
 	config     *rest.Config
 	kubeconfig string
+	apiServer  apiServer
+}
+
+// apiServer is the running kube-apiserver and the wait for it to be ready.
+type apiServer struct {
+	proc  *Process
+	ready func(context.Context) error
 }
 
 // startControlPlane starts the four components and waits until each reports healthy.
@@ -64,7 +71,7 @@ func startControlPlane(ctx context.Context, sup *Supervisor, toolsBin, dir strin
 		return nil, err
 	}
 	apiURL := "https://127.0.0.1:" + strconv.Itoa(apiPort)
-	if _, err := sup.Start(ProcessSpec{
+	apiProc, err := sup.Start(ProcessSpec{
 		Name: "kube-apiserver",
 		Path: filepath.Join(toolsBin, "kube-apiserver"),
 		Args: []string{
@@ -86,7 +93,8 @@ func startControlPlane(ctx context.Context, sup *Supervisor, toolsBin, dir strin
 			"--enable-priority-and-fairness=false",
 			"--profiling=false",
 		},
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 
@@ -101,7 +109,10 @@ func startControlPlane(ctx context.Context, sup *Supervisor, toolsBin, dir strin
 	if err != nil {
 		return nil, fmt.Errorf("building an HTTP client for the API server: %w", err)
 	}
-	if err := waitHealthy(ctx, httpClient, "kube-apiserver", apiURL+"/readyz", 60*time.Second); err != nil {
+	api := apiServer{proc: apiProc, ready: func(ctx context.Context) error {
+		return waitHealthy(ctx, httpClient, "kube-apiserver", apiURL+"/readyz", 60*time.Second)
+	}}
+	if err := api.ready(ctx); err != nil {
 		return nil, err
 	}
 
@@ -149,7 +160,7 @@ func startControlPlane(ctx context.Context, sup *Supervisor, toolsBin, dir strin
 	if err := waitHealthy(ctx, insecure, "kube-scheduler", "https://127.0.0.1:"+strconv.Itoa(schedPort)+"/healthz", 60*time.Second); err != nil {
 		return nil, err
 	}
-	return &controlPlane{config: cfg, kubeconfig: kubeconfig}, nil
+	return &controlPlane{config: cfg, kubeconfig: kubeconfig, apiServer: api}, nil
 }
 
 // waitHealthy polls url until it answers 200.

@@ -79,6 +79,12 @@ type Cluster struct {
 	dir    string
 	sup    *Supervisor
 	kruise *Process
+	// kruiseReady waits until a (re)started Kruise manager serves its webhooks (RestartKruise).
+	kruiseReady func(context.Context, *Process) error
+	// apiServer is kube-apiserver and how to wait for it (RestartAPIServer).
+	apiServer apiServer
+	// restartMu serialises the restarts of shared components.
+	restartMu sync.Mutex
 	// kruiseApps is the OpenKruise manager; nil without Options.KruiseApps.
 	kruiseApps *Process
 	// istio is istiod, started on first use (Istiod, or a pod runner's proxyless gRPC pod).
@@ -203,7 +209,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Config, c.Kubeconfig = cp.config, cp.kubeconfig
+	c.Config, c.Kubeconfig, c.apiServer = cp.config, cp.kubeconfig, cp.apiServer
 	c.Client, err = client.New(c.Config, client.Options{Scheme: Scheme()})
 	if err != nil {
 		return fmt.Errorf("building the client: %w", err)
@@ -223,7 +229,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if c.opts.WithoutKruise {
 		return installKruiseCRDs(ctx, c.Client, c.ToolsBin)
 	}
-	c.kruise, err = startKruise(ctx, c.sup, c.Client, c.ToolsBin, c.dir, c.Kubeconfig)
+	c.kruise, c.kruiseReady, err = startKruise(ctx, c.sup, c.Client, c.ToolsBin, c.dir, c.Kubeconfig)
 	if err != nil || !c.opts.KruiseApps {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -43,22 +44,22 @@ func kruiseConvertedCRDs() map[string]bool {
 
 // startKruise installs what the Kruise Rollouts manager expects to find (CRDs, its namespace, its
 // webhook configurations under their kustomize-prefixed names) and runs it out of cluster, waiting
-// until its webhooks are served and registered.
-func startKruise(ctx context.Context, sup *Supervisor, c client.Client, toolsBin, dir, kubeconfig string) (*Process, error) {
+// until its webhooks are served and registered. It also returns that wait, for a restart.
+func startKruise(ctx context.Context, sup *Supervisor, c client.Client, toolsBin, dir, kubeconfig string) (*Process, func(context.Context, *Process) error, error) {
 	staged := filepath.Join(toolsBin, "kruise-rollouts")
 	if _, err := os.Stat(filepath.Join(staged, "lua_configuration")); err != nil {
-		return nil, fmt.Errorf("the staged files of the Kruise manager are missing (run make tools): %w", err)
+		return nil, nil, fmt.Errorf("the staged files of the Kruise manager are missing (run make tools): %w", err)
 	}
 	ports, err := freePorts(3)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	webhookPort, metricsPort, probePort := ports[0], ports[1], ports[2]
 	webhookBase := "https://127.0.0.1:" + strconv.Itoa(webhookPort)
 
 	crds, err := ReadYAMLFiles(filepath.Join(staged, "crds", "*.yaml"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, crd := range crds {
 		if !kruiseConvertedCRDs()[crd.GetName()] {
@@ -72,36 +73,36 @@ func startKruise(ctx context.Context, sup *Supervisor, c client.Client, toolsBin
 			},
 		}
 		if err := unstructured.SetNestedMap(crd.Object, conversion, "spec", "conversion"); err != nil {
-			return nil, fmt.Errorf("enabling conversion on CRD %s: %w", crd.GetName(), err)
+			return nil, nil, fmt.Errorf("enabling conversion on CRD %s: %w", crd.GetName(), err)
 		}
 	}
 	if err := InstallCRDs(ctx, c, crds); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: KruiseNamespace}}
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("creating namespace %s: %w", KruiseNamespace, err)
+		return nil, nil, fmt.Errorf("creating namespace %s: %w", KruiseNamespace, err)
 	}
 	webhooks, err := ReadYAMLFiles(filepath.Join(staged, "webhook", "manifests.yaml"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	patches, err := ReadYAMLFiles(filepath.Join(staged, "webhook", "patch_manifests.yaml"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	selectors, err := webhookObjectSelectors(patches)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, wh := range webhooks {
 		if err := pointWebhooksAt(wh, webhookBase, selectors); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := Apply(ctx, c, "", unstructuredObjects(webhooks)...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	certDir := filepath.Join(dir, "kruise-webhook-certs")
@@ -126,24 +127,33 @@ func startKruise(ctx context.Context, sup *Supervisor, c client.Client, toolsBin
 		},
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := waitHealthy(ctx, http.DefaultClient, "kruise-rollouts-manager", "http://127.0.0.1:"+strconv.Itoa(probePort)+"/readyz", 60*time.Second); err != nil {
-		return p, err
+	ready := kruiseReadiness(c, webhookPort, probePort)
+	return p, ready, ready(ctx, p)
+}
+
+// kruiseReadiness returns the wait for a Kruise manager serving on these ports: /readyz answers,
+// its webhook server speaks TLS and its webhooks and conversion webhooks carry its CA. A restarted
+// manager (RestartKruise) is waited for the same way.
+func kruiseReadiness(c client.Client, webhookPort, probePort int) func(context.Context, *Process) error {
+	return func(ctx context.Context, p *Process) error {
+		if err := waitHealthy(ctx, http.DefaultClient, "kruise-rollouts-manager", "http://127.0.0.1:"+strconv.Itoa(probePort)+"/readyz", 60*time.Second); err != nil {
+			return err
+		}
+		return WaitFor(ctx, 60*time.Second, "Kruise's webhooks to be served and registered", func(ctx context.Context) (bool, error) {
+			if !p.Running() {
+				return false, Permanent(fmt.Errorf("kruise-rollouts-manager exited (log: %s): %w", p.LogPath(), p.ExitErr()))
+			}
+			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", "127.0.0.1:"+strconv.Itoa(webhookPort),
+				&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only probing that the server speaks TLS
+			if err != nil {
+				return false, fmt.Errorf("webhook server: %w", err)
+			}
+			_ = conn.Close()
+			return kruiseWebhooksRegistered(ctx, c)
+		})
 	}
-	err = WaitFor(ctx, 60*time.Second, "Kruise's webhooks to be served and registered", func(ctx context.Context) (bool, error) {
-		if !p.Running() {
-			return false, Permanent(fmt.Errorf("kruise-rollouts-manager exited (log: %s): %w", p.LogPath(), p.ExitErr()))
-		}
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", "127.0.0.1:"+strconv.Itoa(webhookPort),
-			&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only probing that the server speaks TLS
-		if err != nil {
-			return false, fmt.Errorf("webhook server: %w", err)
-		}
-		_ = conn.Close()
-		return kruiseWebhooksRegistered(ctx, c)
-	})
-	return p, err
 }
 
 // installKruiseCRDs installs Kruise Rollouts' CRDs as they are staged, for a suite that plays
@@ -280,27 +290,31 @@ func crdEstablished(u *unstructured.Unstructured) bool {
 // informer cache each time it builds a traffic-routing provider, so no restart is needed; the new
 // value applies from the next reconcile after the watch event arrives.
 func SetKruiseConfiguration(ctx context.Context, c client.Client, key, value string) error {
-	cm := &corev1.ConfigMap{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: KruiseNamespace, Name: KruiseConfigMap}, cm)
-	switch {
-	case apierrors.IsNotFound(err):
-		cm = &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Namespace: KruiseNamespace, Name: KruiseConfigMap},
-			Data:       map[string]string{key: value},
+	// Tests in parallel set keys at once: a lost race to create or update is tried again.
+	lostRace := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
+	return retry.OnError(retry.DefaultRetry, lostRace, func() error {
+		cm := &corev1.ConfigMap{}
+		err := c.Get(ctx, client.ObjectKey{Namespace: KruiseNamespace, Name: KruiseConfigMap}, cm)
+		switch {
+		case apierrors.IsNotFound(err):
+			cm = &corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Namespace: KruiseNamespace, Name: KruiseConfigMap},
+				Data:       map[string]string{key: value},
+			}
+			if err := c.Create(ctx, cm); err != nil {
+				return fmt.Errorf("creating %s/%s: %w", KruiseNamespace, KruiseConfigMap, err)
+			}
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading %s/%s: %w", KruiseNamespace, KruiseConfigMap, err)
 		}
-		if err := c.Create(ctx, cm); err != nil {
-			return fmt.Errorf("creating %s/%s: %w", KruiseNamespace, KruiseConfigMap, err)
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data[key] = value
+		if err := c.Update(ctx, cm); err != nil {
+			return fmt.Errorf("updating %s/%s key %s: %w", KruiseNamespace, KruiseConfigMap, key, err)
 		}
 		return nil
-	case err != nil:
-		return fmt.Errorf("reading %s/%s: %w", KruiseNamespace, KruiseConfigMap, err)
-	}
-	if cm.Data == nil {
-		cm.Data = map[string]string{}
-	}
-	cm.Data[key] = value
-	if err := c.Update(ctx, cm); err != nil {
-		return fmt.Errorf("updating %s/%s key %s: %w", KruiseNamespace, KruiseConfigMap, key, err)
-	}
-	return nil
+	})
 }

@@ -57,6 +57,12 @@ func (c *Cluster) StartLanesManager(t testing.TB, extraArgs ...string) *LanesMan
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.closeAtCleanup(t)
+	return m
+}
+
+// closeAtCleanup stops the manager when the test ends, and shows its log's tail if the test failed.
+func (m *LanesManager) closeAtCleanup(t testing.TB) {
 	t.Cleanup(func() {
 		if err := m.Close(); err != nil {
 			t.Errorf("stopping %s: %v", m.Name(), err)
@@ -65,7 +71,6 @@ func (c *Cluster) StartLanesManager(t testing.TB, extraArgs ...string) *LanesMan
 			t.Logf("----- %s (last 60 lines of %s)\n%s", m.Name(), m.LogPath(), m.Tail(60))
 		}
 	})
-	return m
 }
 
 // LaunchLanesManager runs lanes-manager out of cluster, the way the chart configures it in cluster,
@@ -82,14 +87,35 @@ func (c *Cluster) LaunchLanesManager(ctx context.Context, certDir string, extraA
 	if err := c.ensureLanesWebhookConfiguration(ctx, 0); err != nil {
 		return nil, err
 	}
+	m, err := newLanesManager()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ensureLanesWebhookConfiguration(ctx, m.WebhookPort); err != nil {
+		return nil, err
+	}
+	if err := c.spawnLanesManager(m, bin, certDir, extraArgs); err != nil {
+		return nil, err
+	}
+	if err := m.waitReady(ctx, c.Client); err != nil {
+		tail := m.Tail(30)
+		return nil, errors.Join(fmt.Errorf("%w\n%s", err, tail), m.Close())
+	}
+	return m, nil
+}
+
+// newLanesManager picks the ports of a lanes-manager about to start.
+func newLanesManager() (*LanesManager, error) {
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	m := &LanesManager{WebhookPort: ports[0], MetricsPort: ports[1], ProbePort: ports[2]}
-	if err := c.ensureLanesWebhookConfiguration(ctx, m.WebhookPort); err != nil {
-		return nil, err
-	}
+	return &LanesManager{WebhookPort: ports[0], MetricsPort: ports[1], ProbePort: ports[2]}, nil
+}
+
+// spawnLanesManager keeps the certificate Secret's files in certDir and starts lanes-manager on
+// m's ports with the suite's flags (leader election off unless extraArgs turn it on).
+func (c *Cluster) spawnLanesManager(m *LanesManager, bin, certDir string, extraArgs []string) error {
 	m.unmount = c.mountSecret(LanesNamespace, "lanes-webhook-cert", certDir)
 	args := []string{
 		"--namespace=" + LanesNamespace,
@@ -103,7 +129,7 @@ func (c *Cluster) LaunchLanesManager(ctx context.Context, certDir string, extraA
 		"--webhook-dns-name=localhost",
 	}
 	name := "lanes-manager-" + strconv.Itoa(m.WebhookPort)
-	m.Process, err = c.sup.Start(ProcessSpec{
+	p, err := c.sup.Start(ProcessSpec{
 		Name: name,
 		Path: bin,
 		Args: append(args, extraArgs...),
@@ -111,13 +137,10 @@ func (c *Cluster) LaunchLanesManager(ctx context.Context, certDir string, extraA
 	})
 	if err != nil {
 		m.unmount()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
+		return fmt.Errorf("starting %s: %w", name, err)
 	}
-	if err := m.waitReady(ctx, c.Client); err != nil {
-		tail := m.Tail(30)
-		return nil, errors.Join(fmt.Errorf("%w\n%s", err, tail), m.Close())
-	}
-	return m, nil
+	m.Process = p
+	return nil
 }
 
 // waitReady waits until the manager answers /readyz, its caBundle is in the webhook configuration

@@ -86,6 +86,16 @@ func (s *Supervisor) spawner() {
 func (s *Supervisor) Start(spec ProcessSpec) (*Process, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	p, err := s.startLocked(spec)
+	if err != nil {
+		return nil, err
+	}
+	s.procs = append(s.procs, p)
+	return p, nil
+}
+
+// startLocked forks spec; the caller holds s.mu and records the process.
+func (s *Supervisor) startLocked(spec ProcessSpec) (*Process, error) {
 	if s.stopped {
 		return nil, fmt.Errorf("starting %s: the supervisor is stopped", spec.Name)
 	}
@@ -114,7 +124,6 @@ func (s *Supervisor) Start(spec ProcessSpec) (*Process, error) {
 		_ = logFile.Close()
 		close(p.exited)
 	}()
-	s.procs = append(s.procs, p)
 	return p, nil
 }
 

@@ -10,67 +10,24 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
+
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting/laneops"
 )
 
-// ApprovePatch is the JSON merge patch `kubectl-kruise rollout approve` sends to a Rollout's status
-// subresource. Kruise honours it only while the current step is StepPaused.
-const ApprovePatch = `{"status":{"canaryStatus":{"currentStepState":"StepReady"}}}`
-
-// ApproveRollout approves the current step of a paused Rollout the way kubectl-kruise does, and
-// makes sure the approval took. Kruise v0.6.2 writes a Rollout's status by reading the object afresh
-// and replacing its whole status with one computed from the cached copy (updateRolloutStatusInternal),
-// so an approval that lands while a reconcile is in flight is overwritten with StepPaused and lost.
-// ApproveRollout re-sends the patch while the Rollout is still paused at the step it approved, and
-// returns once Kruise has moved on: left the step, or reached a state past StepReady (a StepReady
-// read back can still be overwritten, as seen once in TestPartitionRolloutOnDeployment).
+// ApproveRollout approves the step the Rollout is paused at, with the approval kubectl lanes
+// sends (laneops.Approve: re-sent while Kruise v0.6.2 overwrites it from its cache, done once the
+// Rollout has left the step).
 func ApproveRollout(ctx context.Context, c client.Client, key client.ObjectKey) error {
 	ro := &rolloutsv1beta1.Rollout{}
 	if err := c.Get(ctx, key, ro); err != nil {
 		return fmt.Errorf("approving rollout %s: %w", key, err)
 	}
-	cs := ro.Status.CanaryStatus
-	if cs == nil || cs.CurrentStepState != rolloutsv1beta1.CanaryStepStatePaused {
-		return fmt.Errorf("approving rollout %s: it is not paused (%s)", key, ro.Status.Message)
-	}
-	step := cs.CurrentStepIndex
-	approve := func(ctx context.Context) error {
-		patchTarget := &rolloutsv1beta1.Rollout{}
-		patchTarget.Namespace, patchTarget.Name = key.Namespace, key.Name
-		if err := c.Status().Patch(ctx, patchTarget, client.RawPatch(types.MergePatchType, []byte(ApprovePatch))); err != nil {
-			return fmt.Errorf("approving rollout %s: %w", key, err)
-		}
-		return nil
-	}
-	if err := approve(ctx); err != nil {
-		return err
-	}
-	sent := 1
-	err := WaitFor(ctx, 60*time.Second, fmt.Sprintf("rollout %s to take the approval of step %d", key.Name, step), func(ctx context.Context) (bool, error) {
-		if err := c.Get(ctx, key, ro); err != nil {
-			return false, err
-		}
-		cs := ro.Status.CanaryStatus
-		if cs == nil || cs.CurrentStepIndex != step {
-			return true, nil
-		}
-		switch cs.CurrentStepState {
-		case rolloutsv1beta1.CanaryStepStateReady:
-			// Approved but not acted on yet: Kruise may still overwrite it from its cache.
-			return false, Pending("step %d approved (StepReady), not yet left", step)
-		case rolloutsv1beta1.CanaryStepStatePaused:
-			// Still paused at the approved step after the patch returned: Kruise overwrote it.
-			sent++
-			return false, approve(ctx)
-		}
-		return true, nil
-	})
-	if err != nil {
-		return fmt.Errorf("%w (approval sent %d times)", err, sent)
+	if err := laneops.Approve(ctx, c, ro); err != nil {
+		return fmt.Errorf("approving rollout %s: %w (%s)", key, err, ro.Status.Message)
 	}
 	return nil
 }

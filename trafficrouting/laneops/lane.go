@@ -1,4 +1,9 @@
-package app
+// Package laneops operates a whole lane through the API server: it loads a lane (its
+// TrafficRouting, resolved as lanes-manager resolves it, its member Rollouts and their pods),
+// approves a paused member so that the approval survives Kruise v0.6.2 overwriting its status,
+// rolls a releasing member back to its stable revision per workload kind, and judges how far a
+// lane is from a goal (paused, completed, healthy). kubectl lanes and the e2e framework use it.
+package laneops
 
 import (
 	"context"
@@ -19,40 +24,45 @@ import (
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
-// laneState is everything the lane verbs read about one lane.
-type laneState struct {
+// LaneState is everything the lane verbs read about one lane.
+type LaneState struct {
 	TrafficRouting *v1alpha1.TrafficRouting
 	// Lane is nil when the TrafficRouting is misconfigured (LaneErr says why).
 	Lane    *trafficrouting.Lane
 	LaneErr error
-	Members []member
+	Members []Member
 }
 
-// member is one Rollout of the lane and its workload's pods.
-type member struct {
+// Member is one Rollout of the lane and its workload's pods.
+type Member struct {
 	Rollout *v1beta1.Rollout
 	Pods    []corev1.Pod
 	// Selector selects the workload's pods (nil when the workload is missing).
 	Selector labels.Selector
 }
 
-// errLaneNotFound is returned when the TrafficRouting does not exist.
-var errLaneNotFound = errors.New("lane not found")
+// ErrLaneNotFound is returned when the TrafficRouting does not exist.
+var ErrLaneNotFound = errors.New("lane not found")
 
-// loadLane reads a lane: its TrafficRouting, its member Rollouts (annotated
+// Load reads a lane: its TrafficRouting, resolved with the defaults d as lanes-manager
+// resolves it (ResolveWithEntry), its member Rollouts (annotated
 // rollouts.kruise.io/trafficrouting: <lane>) and their workloads' pods.
-func loadLane(ctx context.Context, c client.Client, namespace, name string) (*laneState, error) {
+func Load(ctx context.Context, c client.Client, namespace, name string, d trafficrouting.Defaults) (*LaneState, error) {
 	tr := &v1alpha1.TrafficRouting{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, tr); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("%w: no TrafficRouting %q in namespace %q (kubectl lanes list shows the lanes)", errLaneNotFound, name, namespace)
+			return nil, fmt.Errorf("%w: no TrafficRouting %q in namespace %q (kubectl lanes list shows the lanes)", ErrLaneNotFound, name, namespace)
 		}
 		return nil, fmt.Errorf("read trafficrouting %s/%s: %w", namespace, name, err)
 	}
-	st := &laneState{TrafficRouting: tr}
-	if lane, err := trafficrouting.Resolve(tr, trafficrouting.DefaultDefaults()); err != nil {
+	st := &LaneState{TrafficRouting: tr}
+	lane, err := trafficrouting.ResolveWithEntry(ctx, c, tr, d)
+	switch {
+	case errors.Is(err, trafficrouting.ErrMisconfigured):
 		st.LaneErr = err
-	} else {
+	case err != nil:
+		return nil, err
+	default:
 		st.Lane = &lane
 	}
 	rollouts := &v1beta1.RolloutList{}
@@ -65,7 +75,7 @@ func loadLane(ctx context.Context, c client.Client, namespace, name string) (*la
 		if r.Annotations[trafficrouting.TrafficRoutingAnnotation] != name {
 			continue
 		}
-		m := member{Rollout: r}
+		m := Member{Rollout: r}
 		sel, err := workloadSelector(ctx, c, r)
 		if err != nil {
 			return nil, err
@@ -92,20 +102,20 @@ func workloadSelector(ctx context.Context, c client.Client, r *v1beta1.Rollout) 
 	case "Deployment":
 		d := &appsv1.Deployment{}
 		if err := c.Get(ctx, key, d); err != nil {
-			return nil, ignoreNotFound(err, r)
+			return nil, workloadNotFound(err, r)
 		}
 		sel = d.Spec.Selector
 	case "StatefulSet":
 		s := &appsv1.StatefulSet{}
 		if err := c.Get(ctx, key, s); err != nil {
-			return nil, ignoreNotFound(err, r)
+			return nil, workloadNotFound(err, r)
 		}
 		sel = s.Spec.Selector
 	case "CloneSet":
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(trafficrouting.CloneSetGVK)
 		if err := c.Get(ctx, key, u); err != nil {
-			return nil, ignoreNotFound(err, r)
+			return nil, workloadNotFound(err, r)
 		}
 		m, _, _ := unstructured.NestedStringMap(u.Object, "spec", "selector", "matchLabels")
 		sel = &metav1.LabelSelector{MatchLabels: m}
@@ -122,26 +132,26 @@ func workloadSelector(ctx context.Context, c client.Client, r *v1beta1.Rollout) 
 	return s, nil
 }
 
-func ignoreNotFound(err error, r *v1beta1.Rollout) error {
+func workloadNotFound(err error, r *v1beta1.Rollout) error {
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	return fmt.Errorf("read %s %s of rollout %s: %w", r.Spec.WorkloadRef.Kind, r.Spec.WorkloadRef.Name, r.Name, err)
 }
 
-// stepState is the member's canary step state ("" when it has no canary status).
-func (m member) stepState() v1beta1.CanaryStepState {
+// StepState is the member's canary step state ("" when it has no canary status).
+func (m Member) StepState() v1beta1.CanaryStepState {
 	if m.Rollout.Status.CanaryStatus == nil {
 		return ""
 	}
 	return m.Rollout.Status.CanaryStatus.CurrentStepState
 }
 
-// releasing reports whether the member is in a release.
-func (m member) releasing() bool { return m.Rollout.Status.Phase == v1beta1.RolloutPhaseProgressing }
+// Releasing reports whether the member is in a release.
+func (m Member) Releasing() bool { return m.Rollout.Status.Phase == v1beta1.RolloutPhaseProgressing }
 
-// readyLanePods counts the member's Ready pods that carry all of the lane's canary labels.
-func (m member) readyLanePods(lane *trafficrouting.Lane) int {
+// ReadyLanePods counts the member's Ready pods that carry all of the lane's canary labels.
+func (m Member) ReadyLanePods(lane *trafficrouting.Lane) int {
 	if lane == nil {
 		return 0
 	}
@@ -173,8 +183,8 @@ func podReady(p corev1.Pod) bool {
 	return false
 }
 
-// style names the member's rollout style.
-func (m member) style() string {
+// Style names the member's rollout style.
+func (m Member) Style() string {
 	switch m.Rollout.Spec.WorkloadRef.Kind {
 	case "Deployment":
 		if m.Rollout.Spec.Strategy.Canary != nil && m.Rollout.Spec.Strategy.Canary.EnableExtraWorkloadForCanary {

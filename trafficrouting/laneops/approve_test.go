@@ -1,4 +1,4 @@
-package app
+package laneops
 
 import (
 	"context"
@@ -87,7 +87,7 @@ func TestApproveResendsWhenKruiseOverwritesIt(t *testing.T) {
 			k := &kruiseStates{afterSend: tc.afterSend}
 			ro := pausedRollout()
 			c := k.client(t, ro.DeepCopy())
-			err := approve(t.Context(), c, ro)
+			err := Approve(t.Context(), c, ro)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("approve: %v, want error %v", err, tc.wantErr)
 			}

@@ -1,0 +1,102 @@
+package trafficrouting
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/openkruise/rollouts/api/v1alpha1"
+	netv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// AnnotationServiceSubset on a lane's stable Ingress asks the mse ingress provider to route the
+// canary Ingress to the pods labelled with the lane tag (any value, "" included, asks for it).
+const AnnotationServiceSubset = "mse.ingress.kubernetes.io/service-subset"
+
+// EntryIngress is what lane resolution reads of a lane's stable Ingress (the Ingress
+// spec.objectRef[0].ingress names): only what the ingress provider script also reads.
+type EntryIngress struct {
+	Name        string
+	Annotations map[string]string
+}
+
+// CheckEntryIngress checks a resolved lane against its stable Ingress. Where the Ingress asks for
+// a service subset, the mse provider names the subset itself from what it sees: the value
+// requestHeaderModifier.set gives the lane header named by the Ingress's kruise-lanes.io/lane-header,
+// else the manager's --lane-header (which the installer writes into the script). The lane's pods
+// must carry that same tag, so a lane whose header or tag would differ is refused here, as the
+// script refuses a step it cannot name the subset for.
+func CheckEntryIngress(tr *v1alpha1.TrafficRouting, lane Lane, d Defaults, ing EntryIngress) error {
+	if _, ok := ing.Annotations[AnnotationServiceSubset]; !ok {
+		return nil
+	}
+	path := field.NewPath("spec", "objectRef").Index(0).Child("ingress", "name")
+	scriptHeader, from := ing.Annotations[AnnotationLaneHeader], "annotation "+AnnotationLaneHeader+" of the Ingress"
+	if scriptHeader == "" {
+		scriptHeader, from = d.LaneHeader, "lanes-manager's --lane-header"
+	}
+	laneFrom := "lanes-manager's --lane-header"
+	if _, ok := tr.Annotations[AnnotationLaneHeader]; ok {
+		laneFrom = "annotation " + AnnotationLaneHeader + " of the TrafficRouting"
+	}
+	var msg string
+	value, injects := InjectedValue(tr, scriptHeader)
+	switch {
+	case !strings.EqualFold(scriptHeader, lane.Header):
+		msg = fmt.Sprintf("the Ingress asks for %s, which the provider takes from lane header %q (%s), but the lane's header is %q (%s): name the same lane header on the TrafficRouting and on the Ingress",
+			AnnotationServiceSubset, scriptHeader, from, lane.Header, laneFrom)
+	case !injects || value == "":
+		msg = fmt.Sprintf("the Ingress asks for %s, which the provider takes from the value spec.strategy.requestHeaderModifier.set gives lane header %q, and it gives none: set header %q to the lane tag",
+			AnnotationServiceSubset, scriptHeader, scriptHeader)
+	case value != lane.Tag:
+		msg = fmt.Sprintf("the Ingress asks for %s, which the provider would set to %q, but the lane tag is %q", AnnotationServiceSubset, value, lane.Tag)
+	default:
+		return nil
+	}
+	errs := field.ErrorList{field.Invalid(path, ing.Name, msg)}
+	return fmt.Errorf("lane %s/%s is %w: %w", tr.Namespace, tr.Name, ErrMisconfigured, errs.ToAggregate())
+}
+
+// EntryIngressObject is the empty metadata-only Ingress that ResolveWithEntry reads (and that
+// caches and watches use for it).
+func EntryIngressObject() *metav1.PartialObjectMetadata {
+	ing := &metav1.PartialObjectMetadata{}
+	ing.SetGroupVersionKind(netv1.SchemeGroupVersion.WithKind("Ingress"))
+	return ing
+}
+
+// ResolveWithEntry resolves a lane (Resolve) and, when its entry is an Ingress, checks it against
+// that Ingress's annotations (CheckEntryIngress), read through r as metadata only. A missing
+// Ingress is not checked: Kruise routes nothing without it. An error that wraps ErrMisconfigured
+// says what to change; any other is a failure to read the Ingress.
+func ResolveWithEntry(ctx context.Context, r client.Reader, tr *v1alpha1.TrafficRouting, d Defaults) (Lane, error) {
+	lane, err := Resolve(tr, d)
+	if err != nil {
+		return Lane{}, err
+	}
+	if len(tr.Spec.ObjectRef) == 0 || tr.Spec.ObjectRef[0].Ingress == nil || tr.Spec.ObjectRef[0].Ingress.Name == "" {
+		return lane, nil
+	}
+	// Only the mse provider (class type mse, or <prefix>mse with --provider-class-prefix) names a
+	// service subset; Kruise runs another script for any other class (nginx when none is set).
+	if !strings.HasSuffix(tr.Spec.ObjectRef[0].Ingress.ClassType, "mse") {
+		return lane, nil
+	}
+	name := tr.Spec.ObjectRef[0].Ingress.Name
+	ing := EntryIngressObject()
+	if err := r.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, ing); err != nil {
+		if apierrors.IsNotFound(err) {
+			return lane, nil
+		}
+		return Lane{}, fmt.Errorf("get ingress %s/%s of lane %s: %w", tr.Namespace, name, tr.Name, err)
+	}
+	if err := CheckEntryIngress(tr, lane, d, EntryIngress{Name: name, Annotations: ing.Annotations}); err != nil {
+		return Lane{}, err
+	}
+	return lane, nil
+}

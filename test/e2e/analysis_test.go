@@ -68,12 +68,19 @@ func errorRatioMetric() lanesv1alpha1.Metric {
 		Threshold: &lanesv1alpha1.Threshold{Max: ptr.To(lanesv1alpha1.Decimal("0.05"))}}
 }
 
+// analysisRun is what analysisScenario started.
+type analysisRun struct {
+	ns                  string
+	manager             *framework.LanesManager
+	prom                *framework.Prometheus
+	laneLoad, plainLoad *framework.Load
+}
+
 // analysisScenario deploys the chain in an istio lane, starts Prometheus on the namespace and
-// steady mesh loads with and without the lane header, and returns the namespace, Prometheus and
-// the loads (stopped by the caller).
-func analysisScenario(t *testing.T, extraManagerArgs ...string) (string, *framework.Prometheus, *framework.Load, *framework.Load) {
+// steady mesh loads with and without the lane header (stopped by the caller).
+func analysisScenario(t *testing.T, extraManagerArgs ...string) analysisRun {
 	t.Helper()
-	cluster.StartLanesManager(t, append([]string{"--mesh-routes=true"}, extraManagerArgs...)...)
+	manager := cluster.StartLanesManager(t, append([]string{"--mesh-routes=true"}, extraManagerArgs...)...)
 	ns := cluster.Namespace(t)
 	cluster.Istiod(t)
 	cluster.RunPods(t, ns)
@@ -85,7 +92,7 @@ func analysisScenario(t *testing.T, extraManagerArgs ...string) (string, *framew
 	expectAnswers(t, "before the release, with the lane header", lane, allBaseV1)
 	laneLoad := framework.StartLoad(t, "lane requests", lane, 50*time.Millisecond, 10000, 8*time.Minute)
 	plainLoad := framework.StartLoad(t, "requests without the lane header", plain, 50*time.Millisecond, 10000, 8*time.Minute)
-	return ns, prom, laneLoad, plainLoad
+	return analysisRun{ns: ns, manager: manager, prom: prom, laneLoad: laneLoad, plainLoad: plainLoad}
 }
 
 // releaseWithEnv starts a release of hop name at version with extra env on its canary (the
@@ -188,7 +195,8 @@ func expectEvent(t *testing.T, ns, eventType, reason string, want ...string) {
 // error ratio at every hop, passes the paused step and approves both members: the release
 // completes with nobody approving.
 func TestAnalysisHealthyReleaseApproved(t *testing.T) {
-	ns, prom, laneLoad, plainLoad := analysisScenario(t)
+	run := analysisScenario(t)
+	ns, prom, laneLoad, plainLoad := run.ns, run.prom, run.laneLoad, run.plainLoad
 	a, c := chain[0], chain[2]
 	if err := cluster.Client.Create(t.Context(), laneAnalysis(ns, prom.URL, 2, 2, errorRatioMetric())); err != nil {
 		t.Fatal(err)
@@ -211,7 +219,7 @@ func TestAnalysisHealthyReleaseApproved(t *testing.T) {
 	if steps[1] < 2 {
 		t.Errorf("passed measurements per step %v, want 2 at step 1; %s", steps, describeAnalysis(la))
 	}
-	expectEvent(t, ns, corev1.EventTypeNormal, "Approved", "step 1", "rollout-"+a, "rollout-"+c)
+	expectEvent(t, ns, corev1.EventTypeNormal, "Approved", "Step 1", "rollout-"+a, "rollout-"+c)
 	lane := cluster.MeshSender(t, xdsTarget(ns, chain[0]), map[string]string{"x-mse-tag": "gray"})
 	expectAnswers(t, "after the analysis approved the release", lane, allBaseV2)
 	laneLoad.CheckNoFailures(t, 100)
@@ -222,7 +230,8 @@ func TestAnalysisHealthyReleaseApproved(t *testing.T) {
 // the lane at hop A and rolls the whole lane back: A and C on their stable version, the lane
 // closed; status and an Event name the metric and the hop.
 func TestAnalysisFailingHopRollsBackLane(t *testing.T) {
-	ns, prom, laneLoad, plainLoad := analysisScenario(t)
+	run := analysisScenario(t)
+	ns, prom, laneLoad, plainLoad := run.ns, run.prom, run.laneLoad, run.plainLoad
 	a, c := chain[0], chain[2]
 	if err := cluster.Client.Create(t.Context(), laneAnalysis(ns, prom.URL, 3, 2, errorRatioMetric())); err != nil {
 		t.Fatal(err)
@@ -260,6 +269,140 @@ func TestAnalysisFailingHopRollsBackLane(t *testing.T) {
 	}
 	lane := cluster.MeshSender(t, xdsTarget(ns, chain[0]), map[string]string{"x-mse-tag": "gray"})
 	expectAnswers(t, "after the rollback, with the lane header", lane, allBaseV1)
+	// Requests without the lane header also reach A's faulty canary while Kruise's partition
+	// release has it behind the Service, so neither load is checked for failures.
 	laneLoad.Stop()
+	plainLoad.Stop()
+}
+
+// TestAnalysisSlowerCanaryFailsAgainstBase: A's canary answers 100 ms later than its base. A fixed
+// latency threshold of 500 ms passes it, but the lane-against-base comparison (p90 of lane
+// requests minus p90 of base requests at the same hop, at most 30 ms) fails it.
+func TestAnalysisSlowerCanaryFailsAgainstBase(t *testing.T) {
+	run := analysisScenario(t)
+	ns, prom, laneLoad, plainLoad := run.ns, run.prom, run.laneLoad, run.plainLoad
+	a, c := chain[0], chain[2]
+	la := laneAnalysis(ns, prom.URL, 3, 3,
+		lanesv1alpha1.Metric{Name: "latency-threshold", Query: latencyQuery, Scope: lanesv1alpha1.ScopeMember,
+			Threshold: &lanesv1alpha1.Threshold{Max: ptr.To(lanesv1alpha1.Decimal("0.5"))}},
+		lanesv1alpha1.Metric{Name: "latency-vs-base", Query: latencyQuery, Scope: lanesv1alpha1.ScopeMember,
+			Comparison: &lanesv1alpha1.Comparison{BaseSubset: "base", MaxDifference: ptr.To(lanesv1alpha1.Decimal("0.03"))}},
+	)
+	if err := cluster.Client.Create(t.Context(), la); err != nil {
+		t.Fatal(err)
+	}
+	releaseWithEnv(t, ns, a, "v2", map[string]string{"FAULT_DELAY": "100ms"})
+	releaseWithEnv(t, ns, c, "v2", nil)
+	la = waitAnalysis(t, ns, "to have a verdict", analysisTimeout, func(la *lanesv1alpha1.LaneAnalysis) bool {
+		return la.Status.Verdict != nil
+	})
+	if la.Status.Verdict.Result != lanesv1alpha1.ResultFailed || !strings.Contains(la.Status.Verdict.Message, "latency-vs-base") || !strings.Contains(la.Status.Verdict.Message, "hop "+a) {
+		t.Fatalf("want the lane failed by latency-vs-base at hop %s; %s", a, describeAnalysis(la))
+	}
+	var threshold, comparison lanesv1alpha1.HopValue
+	for _, m := range la.Status.Metrics {
+		for _, h := range m.Hops {
+			if h.Service != a {
+				continue
+			}
+			switch m.Name {
+			case "latency-threshold":
+				threshold = h
+			case "latency-vs-base":
+				comparison = h
+			}
+		}
+	}
+	if threshold.Result != lanesv1alpha1.ResultPassed {
+		t.Errorf("the fixed threshold at hop %s is %s (%s), want Passed: the canary is only slower than its base", a, threshold.Result, threshold.Message)
+	}
+	if comparison.Result != lanesv1alpha1.ResultFailed || comparison.BaseValue == "" {
+		t.Errorf("the comparison at hop %s is %s (lane %s, base %s: %s), want Failed", a, comparison.Result, comparison.Value, comparison.BaseValue, comparison.Message)
+	}
+	t.Logf("hop %s: p90 lane %s s, base %s s; threshold: %s; comparison: %s", a, comparison.Value, comparison.BaseValue, threshold.Message, comparison.Message)
+	expectEvent(t, ns, corev1.EventTypeWarning, "RolledBack", "rollout-"+a, "rollout-"+c)
+	laneLoad.Stop()
+	plainLoad.CheckNoFailures(t, 100)
+}
+
+// TestAnalysisPrometheusStoppedIsInconclusive: Prometheus stops after the first passed
+// measurement. Every measurement after is inconclusive; past the limit the step ends
+// inconclusive: nothing approved, nothing rolled back, the lane paused, a Warning Event.
+func TestAnalysisPrometheusStoppedIsInconclusive(t *testing.T) {
+	run := analysisScenario(t)
+	ns, prom, laneLoad, plainLoad := run.ns, run.prom, run.laneLoad, run.plainLoad
+	a, c := chain[0], chain[2]
+	if err := cluster.Client.Create(t.Context(), laneAnalysis(ns, prom.URL, 10, 1, errorRatioMetric())); err != nil {
+		t.Fatal(err)
+	}
+	releaseAC(t, ns, "v1", "v2")
+	waitAnalysis(t, ns, "to pass a measurement", analysisTimeout, func(la *lanesv1alpha1.LaneAnalysis) bool { return la.Status.Passed >= 1 })
+	if err := prom.Stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	la := waitAnalysis(t, ns, "to end inconclusive", analysisTimeout, func(la *lanesv1alpha1.LaneAnalysis) bool { return la.Status.Verdict != nil })
+	if la.Status.Phase != lanesv1alpha1.PhaseInconclusive {
+		t.Fatalf("want Inconclusive once Prometheus is gone; %s", describeAnalysis(la))
+	}
+	last := la.Status.History[len(la.Status.History)-1]
+	if last.Result != lanesv1alpha1.ResultInconclusive || !strings.Contains(last.Message, "could not be counted") {
+		t.Errorf("the last measurement %s: %s; want inconclusive because the lane requests could not be counted", last.Result, last.Message)
+	}
+	expectEvent(t, ns, corev1.EventTypeWarning, "VerdictInconclusive", "nothing is approved")
+	expectEvent(t, ns, corev1.EventTypeWarning, "LeftPaused", "Step 1")
+	// The lane stays paused: still at step 1, paused, a while after the verdict.
+	time.Sleep(2 * analysisInterval)
+	for _, name := range []string{a, c} {
+		if _, err := framework.WaitForRollout(t.Context(), cluster.Client, client.ObjectKey{Namespace: ns, Name: "rollout-" + name}, 5*time.Second, "to be paused at step 1 still", framework.RolloutPausedAt(1)); err != nil {
+			t.Error(err)
+		}
+	}
+	laneLoad.CheckNoFailures(t, 100)
+	plainLoad.CheckNoFailures(t, 100)
+}
+
+// TestAnalysisLeaderKilledResumes: the leading lanes-manager is killed (SIGKILL) after the first
+// passed measurement. The other replica takes the lead, resumes from status (the count so far,
+// the same step) and reaches the same verdict: the lane approved.
+func TestAnalysisLeaderKilledResumes(t *testing.T) {
+	run := analysisScenario(t, "--leader-elect=true")
+	ns, prom, laneLoad, plainLoad := run.ns, run.prom, run.laneLoad, run.plainLoad
+	second := cluster.StartLanesReplica(t, "--mesh-routes=true")
+	a, c := chain[0], chain[2]
+	if err := cluster.Client.Create(t.Context(), laneAnalysis(ns, prom.URL, 4, 3, errorRatioMetric())); err != nil {
+		t.Fatal(err)
+	}
+	releaseAC(t, ns, "v1", "v2")
+	before := waitAnalysis(t, ns, "to pass a measurement", analysisTimeout, func(la *lanesv1alpha1.LaneAnalysis) bool { return la.Status.Passed >= 1 })
+	if leading, err := run.manager.Leading(); err != nil || !leading {
+		t.Fatalf("the first replica does not lead (%v, %v); the scenario kills the leader", leading, err)
+	}
+	if err := run.manager.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := second.WaitLeading(t.Context(), 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitCompleted(t, ns, a, c)
+	la := waitAnalysis(t, ns, "to have passed", 30*time.Second, func(la *lanesv1alpha1.LaneAnalysis) bool { return la.Status.Phase == lanesv1alpha1.PhasePassed })
+	// One step, its measurements numbered on from before the failover, not restarted.
+	var numbers []int32
+	for _, h := range la.Status.History {
+		if h.Step != 1 {
+			t.Errorf("measurement of step %d; only step 1 pauses", h.Step)
+		}
+		numbers = append(numbers, h.Measurement)
+	}
+	for i := range numbers {
+		if numbers[i] != int32(i+1) {
+			t.Errorf("measurement numbers %v, want 1..n: the new leader restarted the count (before the kill: %d measurements)", numbers, before.Status.CurrentMeasurement)
+			break
+		}
+	}
+	if la.Status.Passed != 4 {
+		t.Errorf("passed %d, want the 4 required; %s", la.Status.Passed, describeAnalysis(la))
+	}
+	expectEvent(t, ns, corev1.EventTypeNormal, "Approved", "Step 1", "rollout-"+a, "rollout-"+c)
+	laneLoad.CheckNoFailures(t, 100)
 	plainLoad.CheckNoFailures(t, 100)
 }

@@ -164,6 +164,10 @@ func (r *Reconciler) reconcile(ctx context.Context, la *lanesv1alpha1.LaneAnalys
 	}
 
 	step := pausedStep(st)
+	if step == 0 {
+		r.setCondition(la, ConditionMeasuring, metav1.ConditionFalse, "NotPaused", "the lane's last step is 100%, which Kruise completes without a pause")
+		return ctrl.Result{}, nil
+	}
 	if la.Status.CurrentStep != step {
 		r.startStep(la, step, now)
 		return ctrl.Result{RequeueAfter: interval}, nil

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -380,4 +381,36 @@ func TestResumesFromStatus(t *testing.T) {
 			t.Errorf("approved %q after the failover, want rollout-a,rollout-c without measuring again", got)
 		}
 	})
+}
+
+// Kruise v0.6.2 reports a last step of 100% as StepPaused for a moment and completes it without an
+// approval: that is no step to measure, and the last step's verdict stays.
+func TestLastFullStepIsNotMeasured(t *testing.T) {
+	q := &fakeQuerier{value: errorRatios(map[string]float64{})}
+	st := &lanesv1alpha1.LaneAnalysisStatus{Phase: lanesv1alpha1.PhasePassed, CurrentStep: 1, CurrentMeasurement: 2, Passed: 2,
+		Verdict:    &lanesv1alpha1.Verdict{Result: lanesv1alpha1.ResultPassed, Message: "The lane passed.", Time: metav1.NewTime(time.Date(2025, 1, 1, 11, 0, 0, 0, time.UTC))},
+		Conditions: []metav1.Condition{{Type: ConditionCompleted, Status: metav1.ConditionTrue, Reason: ReasonApproved, LastTransitionTime: metav1.Now()}}}
+	e := newEnv(t, spec(), q, st)
+	for _, name := range []string{"rollout-a", "rollout-c"} {
+		ro := &v1beta1.Rollout{}
+		if err := e.c.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, ro); err != nil {
+			t.Fatal(err)
+		}
+		ro.Spec.Strategy.Canary.Steps = []v1beta1.CanaryStep{{Replicas: ptr.To(intstr.FromInt32(1))}, {Replicas: ptr.To(intstr.FromString("100%"))}}
+		if err := e.c.Update(t.Context(), ro); err != nil {
+			t.Fatal(err)
+		}
+		ro.Status.CanaryStatus.CurrentStepIndex = 2
+		if err := e.c.Status().Update(t.Context(), ro); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.run(t, 3)
+	la := e.analysis(t)
+	if la.Status.Phase != lanesv1alpha1.PhasePassed || la.Status.CurrentStep != 1 || la.Status.Verdict == nil || len(q.queries) != 0 {
+		t.Errorf("phase %s, step %d, verdict %+v, %d queries; want the step 1 verdict kept and nothing measured at the 100%% step", la.Status.Phase, la.Status.CurrentStep, la.Status.Verdict, len(q.queries))
+	}
+	if len(e.approved) != 0 {
+		t.Errorf("approved %v at a step Kruise completes by itself", e.approved)
+	}
 }

@@ -53,12 +53,28 @@ func serviceOf(m laneops.Member, services []corev1.Service) string {
 	return m.Rollout.Spec.WorkloadRef.Name
 }
 
+// passesThrough reports whether the member is "paused" at a last step of 100%, which Kruise
+// v0.6.2 reports for a moment and then completes without waiting for an approval: no step to
+// measure.
+func passesThrough(m laneops.Member) bool {
+	cs := m.Rollout.Status.CanaryStatus
+	if cs == nil || m.Rollout.Spec.Strategy.Canary == nil {
+		return false
+	}
+	steps := m.Rollout.Spec.Strategy.Canary.Steps
+	if int(cs.CurrentStepIndex) != len(steps) || len(steps) == 0 {
+		return false
+	}
+	r := steps[len(steps)-1].Replicas
+	return r != nil && r.String() == "100%"
+}
+
 // pausedStep is the canary step the lane's releasing members are paused at (the highest, should
 // they differ).
 func pausedStep(st *laneops.LaneState) int32 {
 	var step int32
 	for _, m := range st.Members {
-		if m.Releasing() && m.StepState() == v1beta1.CanaryStepStatePaused && m.Rollout.Status.CanaryStatus.CurrentStepIndex > step {
+		if m.Releasing() && m.StepState() == v1beta1.CanaryStepStatePaused && !passesThrough(m) && m.Rollout.Status.CanaryStatus.CurrentStepIndex > step {
 			step = m.Rollout.Status.CanaryStatus.CurrentStepIndex
 		}
 	}

@@ -6,8 +6,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	lanesv1alpha1 "github.com/kruise-lanes/kruise-lanes/api/v1alpha1"
 	"github.com/kruise-lanes/kruise-lanes/analysis/controller"
+	lanesv1alpha1 "github.com/kruise-lanes/kruise-lanes/api/v1alpha1"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 

@@ -23,6 +23,9 @@ DIST_URL_BASE ?= file://$(DIST_DIR)
 HELM ?= $(TOOLS_BIN)/helm
 # DEMO_TOOLS are the tool groups `make demo` runs (test/tools/build.sh builds only those).
 DEMO_TOOLS := etcd kruise kube kwok traefik istio
+# CONTROLLER_GEN_ARGS generate api/'s deepcopy functions and its CRDs into the chart's crds/; the
+# test in api/v1alpha1 runs the same arguments to catch stale files.
+CONTROLLER_GEN_ARGS := object crd paths=./api/... output:crd:artifacts:config=charts/lanes/crds
 
 .DEFAULT_GOAL := help
 
@@ -71,7 +74,9 @@ lint: ## gofmt, go vet and golangci-lint (.golangci.yml), tests included (e2e ta
 	$(GOLANGCI_LINT) run ./...
 	cd test/tools/image && GOWORK=off $(GO) vet ./... && GOWORK=off $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...
 
-generate: ## Regenerate the provider scripts from luascripts/*/lib, the golden expectations, and the chart's values.schema.json and README values table from values.yaml.
+generate: ## Regenerate the API's deepcopy functions and CRDs (controller-gen), the provider scripts from luascripts/*/lib, the golden expectations, and the chart's values.schema.json and README values table from values.yaml.
+	bash test/tools/build.sh $(TOOLS_BIN) controller-gen
+	$(TOOLS_BIN)/controller-gen $(CONTROLLER_GEN_ARGS)
 	$(GO) test ./luascripts/ -run TestProviderScriptsAreGenerated -update
 	$(GO) test ./plugin/ -run 'TestIngressGoldenCases|TestCustomNetworkGoldenCases' -update
 	cd test/tools/chartdocs && GOWORK=off $(GO) run . -chart $(CURDIR)/charts/lanes -readme $(CURDIR)/README.md
@@ -83,11 +88,11 @@ fuzz: ## Fuzz the provider scripts' input and the pod webhook's (arbitrary pod J
 	$(GO) test -run XXX -fuzz FuzzIngressScripts -fuzztime 60s ./plugin/
 	$(GO) test -run XXX -fuzz FuzzPodLabeler -fuzztime 60s ./webhook/
 
-chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table (and that both are generated from values.yaml).
-	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 $(GO) test -count=1 -v ./test/chart/
+chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table (and that both are generated from values.yaml); check the generated API files are current and run the analysis core against the real Prometheus.
+	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 LANES_REQUIRE_TOOLS=1 $(GO) test -count=1 -v ./test/chart/ ./api/... ./analysis/
 	cd test/tools/chartdocs && GOWORK=off $(GO) test -count=1 ./
 
-tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, OpenKruise, helm) and data planes (Traefik, istiod), and golangci-lint, into .cache/bin once.
+tools: ## Build the real control plane (etcd, kube-apiserver, kwok, Kruise, OpenKruise, helm), data planes (Traefik, istiod), Prometheus, controller-gen and golangci-lint into .cache/bin once.
 	bash test/tools/build.sh $(TOOLS_BIN)
 
 bench-routes: tools ## Lane route latency (Ready -> route, not Ready -> removed) at 500 member Services, Istio and Gateway API (real API server, ~10 min).

@@ -18,6 +18,6 @@ import (
 var cluster *framework.Cluster
 
 func TestMain(m *testing.M) {
-	opts := framework.Options{GatewayAPICRDs: true, IstioCRDs: true, KruiseApps: true}
+	opts := framework.Options{GatewayAPICRDs: true, IstioCRDs: true, KruiseApps: true, LanesCRDs: true}
 	os.Exit(framework.Main(m, opts, func(c *framework.Cluster) { cluster = c }))
 }

@@ -3,11 +3,12 @@
 # modules beside this script and stages the Kruise Rollouts manager's run-time files. Called by
 # `make tools` with OUTDIR=.cache/bin and no group (all of them); `make demo` names only the groups
 # the demo runs; `make lint` names golangci-lint. Groups: etcd kruise kruise-apps kube kwok helm
-# traefik istio golangci-lint.
+# traefik istio prometheus controller-gen golangci-lint.
 #
 # Each tool group is rebuilt only when one of its binaries is missing or its stamp changed. The
-# stamp is a hash of the group's go.mod and go.sum, the Go version and the link flags, so bumping a
-# pin (or the toolchain) rebuilds exactly that group. Builds run one group at a time with -p 2: the
+# stamp is a hash of the group's go.mod and go.sum, the Go version, the link flags and the build
+# tags (BUILD_TAGS, set for one call of build), so bumping a pin (or the toolchain) rebuilds exactly
+# that group. Builds run one group at a time with -p 2: the
 # machine has two cores and the Kubernetes link step alone needs most of the memory headroom.
 set -euo pipefail
 
@@ -20,7 +21,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 mkdir -p "$1"
 out="$(cd "$1" && pwd)"
 shift
-all_groups=(etcd kruise kruise-apps kube kwok helm traefik istio golangci-lint)
+all_groups=(etcd kruise kruise-apps kube kwok helm traefik istio prometheus controller-gen golangci-lint)
 groups=("$@")
 [[ ${#groups[@]} -eq 0 ]] && groups=("${all_groups[@]}")
 for g in "${groups[@]}"; do
@@ -55,12 +56,13 @@ stamp_of() {
 		cat "$here/$1/go.mod" "$here/$1/go.sum"
 		go version
 		printf '%s\n' "$2"
+		if [[ -n "${BUILD_TAGS:-}" ]]; then printf 'tags=%s\n' "$BUILD_TAGS"; fi
 	} | sha256sum | cut -d' ' -f1
 }
 
 # build GROUP LDFLAGS NAME=PKG... — builds each PKG of the tool module in test/tools/GROUP into
 # $out/NAME (a package main at a module root would otherwise be named after the module's last
-# path element, such as "v3").
+# path element, such as "v3"), with the build tags in BUILD_TAGS if set.
 build() {
 	local group=$1 ldflags=$2
 	shift 2
@@ -77,7 +79,7 @@ build() {
 	rm -f "$stamps/$group"
 	start=$SECONDS
 	for spec in "$@"; do
-		(cd "$here/$group" && go build -p 2 -trimpath -ldflags="$ldflags" -o "$out/${spec%%=*}" "${spec#*=}")
+		(cd "$here/$group" && go build -p 2 -trimpath -tags="${BUILD_TAGS:-}" -ldflags="$ldflags" -o "$out/${spec%%=*}" "${spec#*=}")
 	done
 	echo "$want" >"$stamps/$group"
 	printf '%-8s built %s in %ds\n' "$group" "${*%%=*}" $((SECONDS - start))
@@ -135,6 +137,16 @@ wanted helm && build helm "-s -w" helm=helm.sh/helm/v3/cmd/helm
 # binary); istiod's pilot-discovery the second.
 wanted traefik && build traefik "-s -w" traefik=github.com/traefik/traefik/v3/cmd/traefik
 wanted istio && build istio "-s -w" pilot-discovery=istio.io/istio/pilot/cmd/pilot-discovery
+# The lane analysis scenarios' metrics store (issue 14). remove_all_sd leaves only the static,
+# file and HTTP service discovery: the harness writes the scrape targets itself, and the cloud SDKs
+# would triple the build. The -X flags give `prometheus --version` the module's version.
+prom_ldflags="-s -w"
+for kv in Version=3.16.0 Revision=v0.316.0 Branch=HEAD BuildUser=kruise-lanes BuildDate=19700101-00:00:00; do
+	prom_ldflags+=" -X github.com/prometheus/common/version.$kv"
+done
+wanted prometheus && BUILD_TAGS=remove_all_sd build prometheus "$prom_ldflags" prometheus=github.com/prometheus/prometheus/cmd/prometheus
+# Generates the LaneAnalysis deepcopy functions and CRD (`make generate`).
+wanted controller-gen && build controller-gen "-s -w" controller-gen=sigs.k8s.io/controller-tools/cmd/controller-gen
 # The linter `make lint` runs. Its version is stamped from the pin (golangci-lint would otherwise
 # report the tools module's "(devel)"); a fixed date keeps the build reproducible.
 if wanted golangci-lint; then

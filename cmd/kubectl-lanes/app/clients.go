@@ -8,6 +8,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	lanesv1alpha1 "github.com/kruise-lanes/kruise-lanes/api/v1alpha1"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
@@ -46,6 +47,9 @@ func (k *kubeFlags) Client() (client.Client, error) {
 	scheme, err := trafficrouting.NewScheme()
 	if err != nil {
 		return nil, err
+	}
+	if err := lanesv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("build scheme: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {

@@ -52,7 +52,7 @@ func newRoot(streams Streams, getter ClientGetter) *cobra.Command {
 	})
 	root.AddCommand(NewRenderCommand(streams), newListCommand(streams, getter), newStatusCommand(streams, getter),
 		newApproveCommand(streams, getter), newRollbackCommand(streams, getter), newWaitCommand(streams, getter),
-		newTraceCommand(streams, getter), newVersionCommand(streams))
+		newTraceCommand(streams, getter), newAnalyzeCommand(streams, getter), newVersionCommand(streams))
 	return root
 }
 

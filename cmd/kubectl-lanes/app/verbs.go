@@ -172,6 +172,8 @@ type laneStatus struct {
 	EntryRoute string         `json:"entryRoute"`
 	Problem    string         `json:"problem,omitempty"`
 	Members    []memberStatus `json:"members"`
+	// Analyses are the lane's LaneAnalyses as their status says.
+	Analyses []analysisStatus `json:"analyses,omitempty"`
 }
 
 func statusOf(ctx context.Context, c client.Client, ns, name string, d trafficrouting.Defaults) (*laneStatus, error) {
@@ -207,6 +209,9 @@ func statusOf(ctx context.Context, c client.Client, ns, name string, d trafficro
 		}
 		out.Members = append(out.Members, ms)
 	}
+	if out.Analyses, err = analysesOf(ctx, c, ns, name); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -236,7 +241,10 @@ func printStatus(w io.Writer, s *laneStatus) error {
 	for _, m := range s.Members {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\n", m.Rollout, m.Workload, m.Style, orDash(m.Phase), m.Step, orDash(m.StepState), m.CanaryReady, m.CanaryDesired, m.LanePods)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printAnalyses(w, s.Analyses)
 }
 
 func newStatusCommand(streams Streams, getter ClientGetter) *cobra.Command {

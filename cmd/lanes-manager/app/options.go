@@ -48,6 +48,7 @@ type Options struct {
 	OverwriteProviders bool
 	MeshRoutes         bool
 	MeshRouteDrain     time.Duration
+	LaneAnalysis       bool
 }
 
 // NewOptions returns the defaults.
@@ -67,6 +68,7 @@ func NewOptions() *Options {
 		Dialects:          "mse,opensergo",
 		KruiseNamespace:   "kruise-rollout",
 		Providers:         "mse,higress",
+		LaneAnalysis:      true,
 	}
 }
 
@@ -93,6 +95,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ProviderPrefix, "provider-class-prefix", o.ProviderPrefix, "install ingress providers under class types <prefix><class> (e.g. lanes-mse) instead of replacing Kruise's built-in class names; custom network keys are fixed by Kruise and take no prefix")
 	fs.BoolVar(&o.OverwriteProviders, "overwrite-providers", o.OverwriteProviders, "take over provider keys that someone else set in Kruise's ConfigMap")
 	fs.BoolVar(&o.MeshRoutes, "mesh-routes", o.MeshRoutes, "write the east-west routes of istio lanes (DestinationRules, VirtualServices) and gateway-api lanes (Services, HTTPRoutes), for the meshes whose CRDs are installed")
+	fs.BoolVar(&o.LaneAnalysis, "lane-analysis", o.LaneAnalysis, "run LaneAnalyses (kruise-lanes.io/v1alpha1): measure paused lanes in Prometheus, approve or roll them back; skipped when the CRD is not installed")
 	fs.DurationVar(&o.MeshRouteDrain, "mesh-route-drain", o.MeshRouteDrain, "how long a hop's DestinationRule or lane Services outlive its route once neither is wanted, so that no mesh client is left with a route to a destination that is gone")
 }
 

@@ -27,6 +27,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	lanesv1alpha1 "github.com/kruise-lanes/kruise-lanes/api/v1alpha1"
 	"github.com/kruise-lanes/kruise-lanes/cmd/internal/version"
 	"github.com/kruise-lanes/kruise-lanes/plugin"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
@@ -84,6 +85,9 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	if err := lanesv1alpha1.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("build scheme: %w", err)
+	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
@@ -137,6 +141,11 @@ func run(ctx context.Context, o *Options) error {
 		Scope: &trafficrouting.NamespaceScope{Reader: mgr.GetCache(), WebhookConfiguration: o.WebhookConfigName},
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the lane label reconciler: %w", err)
+	}
+	if o.LaneAnalysis {
+		if err := setUpLaneAnalysis(mgr, defaults); err != nil {
+			return err
+		}
 	}
 	if o.MeshRoutes {
 		if err := (&trafficrouting.MeshRouteReconciler{

@@ -26,6 +26,8 @@ import (
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
+
+	lanesv1alpha1 "github.com/kruise-lanes/kruise-lanes/api/v1alpha1"
 )
 
 const (
@@ -61,6 +63,9 @@ type Options struct {
 	// Rollouts can be used) but neither runs its manager nor registers its webhooks, so a test can
 	// write Rollout status itself at a scale the real controller would take minutes to reach.
 	WithoutKruise bool
+	// LanesCRDs installs Kruise Lanes' own CRDs (LaneAnalysis) from the chart's crds/ folder, so
+	// that lanes-manager runs the lane analysis.
+	LanesCRDs bool
 }
 
 // Cluster is a running control plane with the Kruise Rollouts manager.
@@ -68,7 +73,7 @@ type Cluster struct {
 	// Config reaches the API server as a member of system:masters.
 	Config *rest.Config
 	// Client is a controller-runtime client whose scheme knows client-go's types and Kruise's
-	// rollouts.kruise.io v1alpha1 and v1beta1.
+	// rollouts.kruise.io v1alpha1 and v1beta1, and kruise-lanes.io v1alpha1.
 	Client client.Client
 	// Kubeconfig is the path of a kubeconfig file for Config, for subprocesses.
 	Kubeconfig string
@@ -265,6 +270,9 @@ func (c *Cluster) installOptionalCRDs(ctx context.Context) error {
 		}
 		patterns = append(patterns, filepath.Join(dir, "kubernetes", "customresourcedefinitions.gen.yaml"))
 	}
+	if c.opts.LanesCRDs {
+		patterns = append(patterns, filepath.Join(c.RepoRoot, "charts", "lanes", "crds", "*.yaml"))
+	}
 	if len(patterns) == 0 {
 		return nil
 	}
@@ -326,7 +334,7 @@ func removeAbandonedWorkDirs() {
 // Scheme returns a scheme with client-go's types and Kruise's rollouts.kruise.io v1alpha1 and v1beta1.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, rolloutsv1alpha1.AddToScheme, rolloutsv1beta1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, rolloutsv1alpha1.AddToScheme, rolloutsv1beta1.AddToScheme, lanesv1alpha1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(fmt.Sprintf("building the e2e scheme: %v", err))
 		}

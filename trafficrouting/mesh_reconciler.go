@@ -224,20 +224,6 @@ func ptrUID(uid types.UID) *types.UID { return &uid }
 
 func objectKey(u *unstructured.Unstructured) string { return u.GetKind() + "/" + u.GetName() }
 
-// releasing reports whether a member Rollout is in a release Kruise Lanes routes: progressing,
-// and not yet finalising (promoting) or cancelling (rolling back).
-func releasing(ro *rolloutsv1beta1.Rollout) bool {
-	if !ro.DeletionTimestamp.IsZero() || ro.Status.Phase != rolloutsv1beta1.RolloutPhaseProgressing {
-		return false
-	}
-	for _, c := range ro.Status.Conditions {
-		if c.Type == rolloutsv1beta1.RolloutConditionProgressing {
-			return c.Reason != rolloutsv1beta1.ProgressingReasonFinalising && c.Reason != rolloutsv1beta1.ProgressingReasonCancelling
-		}
-	}
-	return true
-}
-
 // hops gathers the member Services of the lane's releasing members and whether each has Ready
 // lane and base pods. Services for which a mesh object Kruise Lanes did not write for this lane
 // is in the way are left out, with a Warning Event.
@@ -262,7 +248,7 @@ func (r *MeshRouteReconciler) hops(ctx context.Context, tr *rolloutsv1alpha1.Tra
 	seen := map[string]bool{}
 	for i := range rollouts.Items {
 		ro := &rollouts.Items[i]
-		if ro.Annotations[TrafficRoutingAnnotation] != tr.Name || !releasing(ro) {
+		if ro.Annotations[TrafficRoutingAnnotation] != tr.Name || !Routable(ro) {
 			continue
 		}
 		template, err := r.templateLabels(ctx, ro)

@@ -98,7 +98,7 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 		return Decision{}, err
 	}
 	d.Lane = &lane
-	d.Role = RoleOf(pod.Labels, w, rollout.Status.Phase == rolloutsv1beta1.RolloutPhaseProgressing)
+	d.Role = RoleOf(pod.Labels, w, Releasing(rollout))
 	d.Labels = lane.DesiredLabels(d.Role)
 	if err := checkSelector(pod, kind, name, w.SelectorKeys, d.Labels); err != nil {
 		d.Lane, d.Labels, d.Problem = nil, nil, fmt.Errorf("lane %s/%s is %w: %w", pod.Namespace, laneName, ErrMisconfigured, err)

@@ -147,9 +147,9 @@ func (m Member) StepState() rolloutsv1beta1.CanaryStepState {
 	return m.Rollout.Status.CanaryStatus.CurrentStepState
 }
 
-// Releasing reports whether the member is in a release.
+// Releasing reports whether the member is in a release (trafficrouting.Releasing).
 func (m Member) Releasing() bool {
-	return m.Rollout.Status.Phase == rolloutsv1beta1.RolloutPhaseProgressing
+	return trafficrouting.Releasing(m.Rollout)
 }
 
 // ReadyLanePods counts the member's Ready pods that carry all of the lane's canary labels.

@@ -15,7 +15,6 @@ import (
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -350,33 +349,16 @@ func (idx serviceIndex) selecting(labels map[string]string) []*corev1.Service {
 
 // templateLabels are the pod template labels of a Rollout's workload.
 func (r *MeshRouteReconciler) templateLabels(ctx context.Context, ro *rolloutsv1beta1.Rollout) (map[string]string, error) {
-	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.WorkloadRef.Name}
-	switch ro.Spec.WorkloadRef.Kind {
-	case "Deployment":
-		d := &appsv1.Deployment{}
-		if err := r.Client.Get(ctx, key, d); err != nil {
-			return nil, ignoreNotFound(err, "deployment", key.Namespace, key.Name)
-		}
-		return d.Spec.Template.Labels, nil
-	case "StatefulSet":
-		s := &appsv1.StatefulSet{}
-		if err := r.Client.Get(ctx, key, s); err != nil {
-			return nil, ignoreNotFound(err, "statefulset", key.Namespace, key.Name)
-		}
-		return s.Spec.Template.Labels, nil
-	case "CloneSet":
-		if !r.CloneSets {
-			return nil, nil
-		}
-		cs := &unstructured.Unstructured{}
-		cs.SetGroupVersionKind(CloneSetGVK)
-		if err := r.Client.Get(ctx, key, cs); err != nil {
-			return nil, ignoreNotFound(err, "cloneset", key.Namespace, key.Name)
-		}
-		l, _, _ := unstructured.NestedStringMap(cs.Object, "spec", "template", "metadata", "labels")
-		return l, nil
+	k, ok := WorkloadKindNamed(ro.Spec.WorkloadRef.Kind)
+	if !ok || (k.Optional() && !r.CloneSets) {
+		return nil, nil
 	}
-	return nil, nil
+	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.WorkloadRef.Name}
+	w := k.New()
+	if err := r.Client.Get(ctx, key, w); err != nil {
+		return nil, ignoreNotFound(err, strings.ToLower(k.Kind()), key.Namespace, key.Name)
+	}
+	return k.TemplateLabels(w), nil
 }
 
 func podReady(p *corev1.Pod) bool {

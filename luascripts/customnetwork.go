@@ -15,10 +15,9 @@ type CustomNetworkProvider struct {
 	Kind  string
 }
 
-// Key is the key Kruise reads the script from in its ConfigMap: lua.traffic.routing.<Kind>.<group>.
-// Kruise derives it from the object's kind and group, so it cannot carry a prefix.
+// Key is the key Kruise reads the script from in its ConfigMap (CustomNetworkKey).
 func (p CustomNetworkProvider) Key() string {
-	return "lua.traffic.routing." + p.Kind + "." + p.Group
+	return CustomNetworkKey(p.Kind, p.Group)
 }
 
 // path is where the script lives in FS.

@@ -11,8 +11,8 @@ func IngressProviders() []string {
 }
 
 // Scripts returns every embedded provider script keyed by the key Kruise reads it from in its
-// ConfigMap: lua.traffic.routing.ingress.<classType> for the ingress providers,
-// lua.traffic.routing.<Kind>.<group> for the custom network providers.
+// ConfigMap (IngressKey for the ingress providers, CustomNetworkKey for the custom network
+// providers).
 func Scripts() (map[string]string, error) {
 	out := map[string]string{}
 	for _, name := range IngressProviders() {
@@ -20,7 +20,7 @@ func Scripts() (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read embedded %s script: %w", name, err)
 		}
-		out["lua.traffic.routing.ingress."+name] = string(b)
+		out[IngressKey(name)] = string(b)
 	}
 	for _, p := range CustomNetworkProviders() {
 		b, err := CustomNetwork(p.Name)

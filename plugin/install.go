@@ -91,7 +91,7 @@ type Installer struct {
 	// Writer applies the ConfigMap.
 	Writer    client.Writer
 	Namespace string
-	// Scripts maps ConfigMap keys (lua.traffic.routing.ingress.<class>) to script text.
+	// Scripts maps ConfigMap keys (luascripts.IngressKey, luascripts.CustomNetworkKey) to script text.
 	Scripts map[string]string
 	// Overwrite allows taking over keys that another manager set.
 	Overwrite bool

@@ -167,38 +167,6 @@ func TestIstioRouteReconcilerLaneRouteFollowsReadiness(t *testing.T) {
 	}
 }
 
-func TestReleasing(t *testing.T) {
-	withReason := func(phase rolloutsv1beta1.RolloutPhase, reason string) *rolloutsv1beta1.Rollout {
-		ro := &rolloutsv1beta1.Rollout{Status: rolloutsv1beta1.RolloutStatus{Phase: phase}}
-		if reason != "" {
-			ro.Status.Conditions = []rolloutsv1beta1.RolloutCondition{{Type: rolloutsv1beta1.RolloutConditionProgressing, Status: corev1.ConditionTrue, Reason: reason}}
-		}
-		return ro
-	}
-	tests := []struct {
-		ro   *rolloutsv1beta1.Rollout
-		want bool
-	}{
-		{withReason(rolloutsv1beta1.RolloutPhaseProgressing, ""), true},
-		{withReason(rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.ProgressingReasonInRolling), true},
-		{withReason(rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.ProgressingReasonPaused), true},
-		// Kruise is promoting or rolling back: the lane routes go first.
-		{withReason(rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.ProgressingReasonFinalising), false},
-		{withReason(rolloutsv1beta1.RolloutPhaseProgressing, rolloutsv1beta1.ProgressingReasonCancelling), false},
-		{withReason(rolloutsv1beta1.RolloutPhaseHealthy, rolloutsv1beta1.ProgressingReasonCompleted), false},
-	}
-	for _, tc := range tests {
-		reason := ""
-		if len(tc.ro.Status.Conditions) > 0 {
-			reason = tc.ro.Status.Conditions[0].Reason
-		}
-		if got := releasing(tc.ro); got != tc.want {
-			t.Errorf("phase %s reason %q: releasing %v, want %v", tc.ro.Status.Phase, reason, got, tc.want)
-		}
-	}
-}
-
-// checkWarnings drains the recorder and checks its Warning Events against want, by prefix, in order.
 func checkWarnings(t *testing.T, rec *record.FakeRecorder, want []string) {
 	t.Helper()
 	var warnings []string

@@ -14,7 +14,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -149,9 +148,7 @@ func (r *PodLabelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A namespace that enters the webhook's scope has its pods reconciled.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsOfNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{}))
 	if r.Resolver.CloneSets {
-		cs := &unstructured.Unstructured{}
-		cs.SetGroupVersionKind(CloneSetGVK)
-		b = b.Watches(cs, handler.EnqueueRequestsFromMapFunc(r.podsOfMemberWorkload), builder.WithPredicates(revisionsChanged()))
+		b = b.Watches(CloneSetKind.New(), handler.EnqueueRequestsFromMapFunc(r.podsOfMemberWorkload), builder.WithPredicates(revisionsChanged()))
 	}
 	return b.Complete(r)
 }
@@ -160,15 +157,12 @@ func (r *PodLabelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // status.currentRevision (StatefulSets and CloneSets).
 func revisionsChanged() predicate.Predicate {
 	revisions := func(obj client.Object) [2]string {
-		switch w := obj.(type) {
-		case *appsv1.StatefulSet:
-			return [2]string{w.Status.UpdateRevision, w.Status.CurrentRevision}
-		case *unstructured.Unstructured:
-			update, _, _ := unstructured.NestedString(w.Object, "status", "updateRevision")
-			current, _, _ := unstructured.NestedString(w.Object, "status", "currentRevision")
-			return [2]string{update, current}
+		k, ok := WorkloadKindOf(obj)
+		if !ok {
+			return [2]string{}
 		}
-		return [2]string{}
+		update, current := k.Revisions(obj)
+		return [2]string{update, current}
 	}
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		return revisions(e.ObjectOld) != revisions(e.ObjectNew)
@@ -178,17 +172,13 @@ func revisionsChanged() predicate.Predicate {
 // podsOfMemberWorkload enqueues the pods of a workload only when a Rollout releases it (or, for
 // Kruise's extra canary Deployment, the stable Deployment it names).
 func (r *PodLabelReconciler) podsOfMemberWorkload(ctx context.Context, obj client.Object) []reconcile.Request {
-	kind, name := "", obj.GetName()
-	switch obj.(type) {
-	case *appsv1.Deployment:
-		kind = "Deployment"
-		if stable := obj.GetLabels()[CanaryDeploymentLabel]; stable != "" {
-			name = stable
-		}
-	case *appsv1.StatefulSet:
-		kind = "StatefulSet"
-	case *unstructured.Unstructured:
-		kind = "CloneSet"
+	k, ok := WorkloadKindOf(obj)
+	if !ok {
+		return nil
+	}
+	kind, name := k.Kind(), obj.GetName()
+	if stable := obj.GetLabels()[CanaryDeploymentLabel]; k == DeploymentKind && stable != "" {
+		name = stable
 	}
 	list := &rolloutsv1beta1.RolloutList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{RolloutWorkloadIndex: workloadKey(kind, name)}); err != nil {
@@ -243,27 +233,16 @@ func (r *PodLabelReconciler) podsOfRollout(ctx context.Context, obj client.Objec
 		return nil
 	}
 	ref := rollout.Spec.WorkloadRef
-	var workload client.Object
-	switch ref.Kind {
-	case "Deployment":
-		workload = &appsv1.Deployment{}
-	case "StatefulSet":
-		workload = &appsv1.StatefulSet{}
-	case "CloneSet":
-		if !r.Resolver.CloneSets {
-			return nil
-		}
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(CloneSetGVK)
-		workload = u
-	default:
+	k, ok := WorkloadKindNamed(ref.Kind)
+	if !ok || (k.Optional() && !r.Resolver.CloneSets) {
 		return nil
 	}
+	workload := k.New()
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rollout.Namespace, Name: ref.Name}, workload); err != nil {
 		return nil
 	}
 	reqs := r.podsOfWorkload(ctx, workload)
-	if ref.Kind == "Deployment" {
+	if k == DeploymentKind {
 		// Kruise's extra canary Deployments carry the stable Deployment's name in a label.
 		canaries := &appsv1.DeploymentList{}
 		if err := r.Client.List(ctx, canaries, client.InNamespace(rollout.Namespace), client.MatchingLabels{CanaryDeploymentLabel: ref.Name}); err == nil {
@@ -276,21 +255,13 @@ func (r *PodLabelReconciler) podsOfRollout(ctx context.Context, obj client.Objec
 }
 
 func (r *PodLabelReconciler) podsOfWorkload(ctx context.Context, obj client.Object) []reconcile.Request {
-	var selector *metav1.LabelSelector
-	switch w := obj.(type) {
-	case *appsv1.Deployment:
-		selector = w.Spec.Selector
-	case *appsv1.StatefulSet:
-		selector = w.Spec.Selector
-	case *unstructured.Unstructured:
-		m, found, err := unstructured.NestedMap(w.Object, "spec", "selector")
-		if err != nil || !found {
-			return nil
-		}
-		selector = &metav1.LabelSelector{}
-		if err := runtimeFromMap(m, selector); err != nil {
-			return nil
-		}
+	k, ok := WorkloadKindOf(obj)
+	if !ok {
+		return nil
+	}
+	selector, err := k.Selector(obj)
+	if err != nil {
+		return nil
 	}
 	if selector == nil {
 		return nil
@@ -313,15 +284,4 @@ func (r *PodLabelReconciler) podsMatching(ctx context.Context, namespace string,
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&pods.Items[i])})
 	}
 	return reqs
-}
-
-func runtimeFromMap(m map[string]any, out *metav1.LabelSelector) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encode selector: %w", err)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("decode selector: %w", err)
-	}
-	return nil
 }

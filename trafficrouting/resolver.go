@@ -13,8 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -22,9 +20,6 @@ import (
 // RolloutWorkloadIndex is the field index of Rollouts by the workload they release
 // ("<Kind>/<name>"); the manager registers it with IndexRolloutWorkload.
 const RolloutWorkloadIndex = "kruise-lanes.io/workload"
-
-// CloneSetGVK is OpenKruise's CloneSet, used only where apps.kruise.io is installed.
-var CloneSetGVK = schema.GroupVersionKind{Group: "apps.kruise.io", Version: "v1alpha1", Kind: "CloneSet"}
 
 // IndexRolloutWorkload is the index function for RolloutWorkloadIndex.
 func IndexRolloutWorkload(obj client.Object) []string {
@@ -98,7 +93,7 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 		return Decision{}, err
 	}
 	d.Lane = &lane
-	d.Role = RoleOf(pod.Labels, w, rollout.Status.Phase == rolloutsv1beta1.RolloutPhaseProgressing)
+	d.Role = RoleOf(pod.Labels, w, Releasing(rollout))
 	d.Labels = lane.DesiredLabels(d.Role)
 	if err := checkSelector(pod, kind, name, w.SelectorKeys, d.Labels); err != nil {
 		d.Lane, d.Labels, d.Problem = nil, nil, fmt.Errorf("lane %s/%s is %w: %w", pod.Namespace, laneName, ErrMisconfigured, err)
@@ -140,33 +135,24 @@ func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name 
 	if owner == nil {
 		return "", "", Workload{}, nil
 	}
-	switch {
-	case owner.Kind == "ReplicaSet" && strings.HasPrefix(owner.APIVersion, "apps/"):
+	if owner.Kind == "ReplicaSet" && strings.HasPrefix(owner.APIVersion, appsv1.GroupName+"/") {
 		return r.deploymentOf(ctx, pod, owner.Name)
-	case owner.Kind == "StatefulSet" && strings.HasPrefix(owner.APIVersion, "apps/"):
-		sts := &appsv1.StatefulSet{}
-		if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, sts); err != nil {
-			return "", "", Workload{}, ignoreNotFound(err, "statefulset", pod.Namespace, owner.Name)
-		}
-		return "StatefulSet", sts.Name, Workload{Kind: "StatefulSet", UpdateRevision: sts.Status.UpdateRevision, CurrentRevision: sts.Status.CurrentRevision,
-			SelectorKeys: selectorKeys(sts.Spec.Selector)}, nil
-	case owner.Kind == "CloneSet" && strings.HasPrefix(owner.APIVersion, CloneSetGVK.Group+"/") && r.CloneSets:
-		cs := &unstructured.Unstructured{}
-		cs.SetGroupVersionKind(CloneSetGVK)
-		if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, cs); err != nil {
-			return "", "", Workload{}, ignoreNotFound(err, "cloneset", pod.Namespace, owner.Name)
-		}
-		update, _, _ := unstructured.NestedString(cs.Object, "status", "updateRevision")
-		current, _, _ := unstructured.NestedString(cs.Object, "status", "currentRevision")
-		sel := &metav1.LabelSelector{}
-		if m, found, err := unstructured.NestedMap(cs.Object, "spec", "selector"); err == nil && found {
-			if err := runtimeFromMap(m, sel); err != nil {
-				sel = nil
-			}
-		}
-		return "CloneSet", cs.GetName(), Workload{Kind: "CloneSet", UpdateRevision: update, CurrentRevision: current, SelectorKeys: selectorKeys(sel)}, nil
 	}
-	return "", "", Workload{}, nil
+	// A StatefulSet or a CloneSet owns its pods itself (a Deployment, through its ReplicaSets).
+	k, ok := WorkloadKindNamed(owner.Kind)
+	if !ok || k == DeploymentKind || !k.Owns(*owner) || (k.Optional() && !r.CloneSets) {
+		return "", "", Workload{}, nil
+	}
+	obj := k.New()
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, obj); err != nil {
+		return "", "", Workload{}, ignoreNotFound(err, strings.ToLower(k.Kind()), pod.Namespace, owner.Name)
+	}
+	update, current := k.Revisions(obj)
+	sel, err := k.Selector(obj)
+	if err != nil {
+		sel = nil // a selector that does not decode protects no label
+	}
+	return k.Kind(), obj.GetName(), Workload{Kind: k.Kind(), UpdateRevision: update, CurrentRevision: current, SelectorKeys: selectorKeys(sel)}, nil
 }
 
 func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName string) (kind, name string, wl Workload, err error) {

@@ -13,11 +13,9 @@ import (
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -96,31 +94,17 @@ func Load(ctx context.Context, c client.Client, namespace, name string, d traffi
 // workloadSelector returns the pod selector of the Rollout's workload, nil if it is missing.
 func workloadSelector(ctx context.Context, c client.Client, r *rolloutsv1beta1.Rollout) (labels.Selector, error) {
 	ref := r.Spec.WorkloadRef
-	key := client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}
-	var sel *metav1.LabelSelector
-	switch ref.Kind {
-	case "Deployment":
-		d := &appsv1.Deployment{}
-		if err := c.Get(ctx, key, d); err != nil {
-			return nil, workloadNotFound(err, r)
-		}
-		sel = d.Spec.Selector
-	case "StatefulSet":
-		s := &appsv1.StatefulSet{}
-		if err := c.Get(ctx, key, s); err != nil {
-			return nil, workloadNotFound(err, r)
-		}
-		sel = s.Spec.Selector
-	case "CloneSet":
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(trafficrouting.CloneSetGVK)
-		if err := c.Get(ctx, key, u); err != nil {
-			return nil, workloadNotFound(err, r)
-		}
-		m, _, _ := unstructured.NestedStringMap(u.Object, "spec", "selector", "matchLabels")
-		sel = &metav1.LabelSelector{MatchLabels: m}
-	default:
+	k, ok := trafficrouting.WorkloadKindNamed(ref.Kind)
+	if !ok {
 		return nil, nil
+	}
+	w := k.New()
+	if err := c.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}, w); err != nil {
+		return nil, workloadNotFound(err, r)
+	}
+	sel, err := k.Selector(w)
+	if err != nil {
+		return nil, fmt.Errorf("rollout %s: %w", r.Name, err)
 	}
 	if sel == nil {
 		return nil, nil
@@ -147,9 +131,9 @@ func (m Member) StepState() rolloutsv1beta1.CanaryStepState {
 	return m.Rollout.Status.CanaryStatus.CurrentStepState
 }
 
-// Releasing reports whether the member is in a release.
+// Releasing reports whether the member is in a release (trafficrouting.Releasing).
 func (m Member) Releasing() bool {
-	return m.Rollout.Status.Phase == rolloutsv1beta1.RolloutPhaseProgressing
+	return trafficrouting.Releasing(m.Rollout)
 }
 
 // ReadyLanePods counts the member's Ready pods that carry all of the lane's canary labels.

@@ -56,7 +56,7 @@ func RollBack(ctx context.Context, c client.Client, m Member) (string, error) {
 func stableTemplate(ctx context.Context, c client.Client, m Member, stable string) (map[string]any, error) {
 	ref := m.Rollout.Spec.WorkloadRef
 	ns := m.Rollout.Namespace
-	if ref.Kind == "Deployment" {
+	if ref.Kind == trafficrouting.DeploymentKind.Kind() {
 		rss := &appsv1.ReplicaSetList{}
 		if err := c.List(ctx, rss, client.InNamespace(ns), client.MatchingLabels{appsv1.DefaultDeploymentUniqueLabelKey: stable}); err != nil {
 			return nil, fmt.Errorf("list replicasets: %w", err)
@@ -114,19 +114,11 @@ func toMap(tpl *corev1.PodTemplateSpec) (map[string]any, error) {
 // readWorkload reads the member's workload (only its identity and resourceVersion matter).
 func readWorkload(ctx context.Context, c client.Client, m Member) (client.Object, error) {
 	ref := m.Rollout.Spec.WorkloadRef
-	var obj client.Object
-	switch ref.Kind {
-	case "Deployment":
-		obj = &appsv1.Deployment{}
-	case "StatefulSet":
-		obj = &appsv1.StatefulSet{}
-	case "CloneSet":
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(trafficrouting.CloneSetGVK)
-		obj = u
-	default:
+	k, ok := trafficrouting.WorkloadKindNamed(ref.Kind)
+	if !ok {
 		return nil, fmt.Errorf("cannot roll back a %s", ref.Kind)
 	}
+	obj := k.New()
 	if err := c.Get(ctx, types.NamespacedName{Namespace: m.Rollout.Namespace, Name: ref.Name}, obj); err != nil {
 		return nil, fmt.Errorf("get %s %s: %w", ref.Kind, ref.Name, err)
 	}

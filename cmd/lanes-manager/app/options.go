@@ -91,7 +91,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.BaseLabels, "base-labels", o.BaseLabels, "by default, label the stable pods of lane members with the dialects' base labels")
 	fs.StringVar(&o.KruiseNamespace, "kruise-namespace", o.KruiseNamespace, "namespace of Kruise Rollouts and its kruise-rollout-configuration ConfigMap")
 	fs.StringVar(&o.Providers, "providers", o.Providers, "providers to install into Kruise's ConfigMap, comma separated (empty: install none): ingress class types "+
-		strings.Join(luascripts.IngressProviders(), ", ")+" (key lua.traffic.routing.ingress.<class>) and custom network providers "+customNetworkHelp())
+		strings.Join(luascripts.IngressProviders(), ", ")+" (key "+luascripts.IngressKey("<class>")+") and custom network providers "+customNetworkHelp())
 	fs.StringVar(&o.ProviderPrefix, "provider-class-prefix", o.ProviderPrefix, "install ingress providers under class types <prefix><class> (e.g. lanes-mse) instead of replacing Kruise's built-in class names; custom network keys are fixed by Kruise and take no prefix")
 	fs.BoolVar(&o.OverwriteProviders, "overwrite-providers", o.OverwriteProviders, "take over provider keys that someone else set in Kruise's ConfigMap")
 	fs.BoolVar(&o.MeshRoutes, "mesh-routes", o.MeshRoutes, "write the east-west routes of istio lanes (DestinationRules, VirtualServices) and gateway-api lanes (Services, HTTPRoutes), for the meshes whose CRDs are installed")
@@ -124,7 +124,7 @@ func (o *Options) ProviderScripts() (map[string]string, error) {
 		if script, err = luascripts.WithDefaultLaneHeader(script, o.LaneHeader); err != nil {
 			return nil, fmt.Errorf("--lane-header: %w", err)
 		}
-		key := "lua.traffic.routing.ingress." + o.ProviderPrefix + class
+		key := luascripts.IngressKey(o.ProviderPrefix + class)
 		if msgs := validation.IsConfigMapKey(key); len(msgs) > 0 {
 			return nil, fmt.Errorf("--provider-class-prefix %q makes key %q, which is not a ConfigMap key: %s", o.ProviderPrefix, key, strings.Join(msgs, "; "))
 		}

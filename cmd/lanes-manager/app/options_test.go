@@ -72,7 +72,7 @@ func TestProviderScriptsCarryTheLaneHeader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := scripts["lua.traffic.routing.ingress."+class]; got != string(want) {
+		if got := scripts[luascripts.IngressKey(class)]; got != string(want) {
 			t.Errorf("%s: the installed script is not the embedded one with default lane header x-lane", class)
 		}
 	}

@@ -3,8 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -13,6 +11,7 @@ import (
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
@@ -70,16 +69,8 @@ func runVerb(t *testing.T, ctx context.Context, args ...string) (stdout, stderr 
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(laneObjects()...).WithStatusSubresource(&rolloutsv1beta1.Rollout{}).Build()
 	var out, errOut bytes.Buffer
-	root := newRoot(Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, fakeGetter{c})
-	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(&errOut, "error: %v\n", err)
-		code = 1
-		var exitErr *ExitError
-		if errors.As(err, &exitErr) {
-			code = exitErr.Code
-		}
-	}
+	root := newRoot(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, fakeGetter{c})
+	code = execute(ctx, root, args, &errOut)
 	return out.String(), errOut.String(), code
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -48,4 +49,12 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// validateInterval checks a polling --interval: zero or less would read the cluster in a busy loop.
+func validateInterval(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("--interval %s: use a positive duration, such as 2s", d)
+	}
+	return nil
 }

@@ -73,8 +73,16 @@ func (o *StatusOptions) Complete(args []string) error {
 	return nil
 }
 
-// Validate checks the output format.
-func (o *StatusOptions) Validate() error { return validateOutput(o.Output) }
+// Validate checks the output format and, with -w, the interval.
+func (o *StatusOptions) Validate() error {
+	if err := validateOutput(o.Output); err != nil {
+		return err
+	}
+	if o.Watch {
+		return validateInterval(o.Interval)
+	}
+	return nil
+}
 
 // Run prints the lane's status, and with -w again each time it changes until ctx ends.
 func (o *StatusOptions) Run(ctx context.Context) error {

@@ -171,6 +171,26 @@ func TestLaneVerbsOutput(t *testing.T) {
 			wantCode:   1,
 			wantErrOut: "error: --for \"done\": use paused, completed or healthy\n",
 		},
+		"list with an unknown output format, refused before the cluster is read": {
+			args:       []string{"list", "-o", "table"},
+			wantCode:   1,
+			wantErrOut: "error: output format \"table\" is not supported; use -o json or -o yaml, or no -o for a table\n",
+		},
+		"trace with an unknown output format, refused before the cluster is read": {
+			args:       []string{"trace", "mse-traffic", "-o", "wide"},
+			wantCode:   1,
+			wantErrOut: "error: output format \"wide\" is not supported; use -o json or -o yaml, or no -o for a table\n",
+		},
+		"wait with a zero interval": {
+			args:       []string{"wait", "mse-traffic", "--for=completed", "--timeout=1ms", "--interval=0"},
+			wantCode:   1,
+			wantErrOut: "error: --interval 0s: use a positive duration, such as 2s\n",
+		},
+		"status -w with a negative interval": {
+			args:       []string{"status", "mse-traffic", "-w", "--interval=-1s"},
+			wantCode:   1,
+			wantErrOut: "error: --interval -1s: use a positive duration, such as 2s\n",
+		},
 		"status of two lanes": {
 			args:       []string{"status", "a", "b"},
 			wantCode:   1,

@@ -58,11 +58,11 @@ func (o *WaitOptions) Complete(args []string) error {
 	return nil
 }
 
-// Validate checks the goal.
+// Validate checks the goal and the interval.
 func (o *WaitOptions) Validate() error {
 	switch laneops.Goal(o.For) {
 	case laneops.GoalPaused, laneops.GoalCompleted, laneops.GoalHealthy:
-		return nil
+		return validateInterval(o.Interval)
 	}
 	return fmt.Errorf("--for %q: use paused, completed or healthy", o.For)
 }

@@ -83,11 +83,11 @@ current-context: c
 func TestLoopingVerbsStopWithTheContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	out, errOut, code := runVerb(t, ctx, "status", "mse-traffic", "-w", "--interval=1h")
+	out, errOut, code := runVerb(ctx, t, "status", "mse-traffic", "-w", "--interval=1h")
 	if code != 0 || strings.Count(out, "Lane mse-traffic") != 1 {
 		t.Errorf("status -w: exit %d, stdout %q, stderr %q; want the status once and exit 0", code, out, errOut)
 	}
-	out, errOut, code = runVerb(t, ctx, "wait", "mse-traffic", "--for=completed", "--interval=1h")
+	out, errOut, code = runVerb(ctx, t, "wait", "mse-traffic", "--for=completed", "--interval=1h")
 	if code != 1 || out != "" || !strings.HasSuffix(errOut, "error: context canceled\n") {
 		t.Errorf("wait: exit %d, stdout %q, stderr %q; want exit 1 and context canceled", code, out, errOut)
 	}

@@ -61,7 +61,7 @@ func laneObjects() []client.Object {
 }
 
 // runVerb runs a command line on the fake lane with ctx and returns its streams and exit code.
-func runVerb(t *testing.T, ctx context.Context, args ...string) (stdout, stderr string, code int) {
+func runVerb(ctx context.Context, t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	scheme, err := trafficrouting.NewScheme()
 	if err != nil {
@@ -199,7 +199,7 @@ func TestLaneVerbsOutput(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			out, errOut, code := runVerb(t, t.Context(), tc.args...)
+			out, errOut, code := runVerb(t.Context(), t, tc.args...)
 			if code != tc.wantCode {
 				t.Errorf("exit %d, want %d (stderr %q)", code, tc.wantCode, errOut)
 			}

@@ -251,6 +251,14 @@ func TestAnalysisFailingHopRollsBackLane(t *testing.T) {
 	}
 	expectEvent(t, ns, corev1.EventTypeWarning, "VerdictFailed", "error-ratio", "hop "+a)
 	expectEvent(t, ns, corev1.EventTypeWarning, "RolledBack", "rollout-"+a, "rollout-"+c)
+	// kubectl lanes status shows the analysis, its verdict and the failing metric at hop A.
+	out, _, code := lanes(t, ns, "status", "lane")
+	wantExit(t, code, 0, "kubectl lanes status")
+	for _, want := range []string{"Analysis " + la.Name, "error-ratio", a} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl lanes status does not show %q:\n%s", want, out)
+		}
+	}
 	// The whole lane is back on v1 and closed.
 	for _, name := range []string{a, c} {
 		if err := framework.WaitForReadyPods(t.Context(), cluster.Client, ns, map[string]string{"app": name}, stepTimeout, map[string]int{demoImage("v1"): 2}); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kruise-lanes/kruise-lanes/cmd/kubectl-lanes/app"
@@ -73,7 +74,7 @@ func lanes(t *testing.T, ns string, args ...string) (stdout, stderr string, code
 	t.Helper()
 	var out, errOut bytes.Buffer
 	full := append([]string{args[0], "--kubeconfig", cluster.Kubeconfig, "-n", ns}, args[1:]...)
-	code = app.Run(full, app.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	code = app.Run(t.Context(), full, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	t.Logf("kubectl lanes %s -> exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	return out.String(), errOut.String(), code
 }

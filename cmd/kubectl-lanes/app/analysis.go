@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -95,53 +94,6 @@ func printMetrics(w io.Writer, metrics []lanesv1alpha1.MetricStatus) error {
 		}
 	}
 	return tw.Flush()
-}
-
-func newAnalyzeCommand(streams Streams, getter ClientGetter) *cobra.Command {
-	var name, prometheus string
-	var timeout time.Duration
-	cmd := &cobra.Command{
-		Use:   "analyze LANE",
-		Short: "Take one measurement of the lane's LaneAnalysis now and print it (a dry run: nothing is approved, rolled back or written)",
-		Long: "analyze measures the lane as lanes-manager would at its next interval: the lane's request count, then every metric at\n" +
-			"every hop of its scope. It writes nothing: the analysis's status and the Rollouts stay as they are. The exit code\n" +
-			"is 0 when the measurement passed, 1 otherwise.",
-		Example: "  kubectl lanes analyze mse-traffic\n  kubectl lanes analyze mse-traffic --prometheus http://localhost:9090   # through kubectl port-forward",
-		Args:    exactlyOneLane,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, st, err := connectLane(cmd.Context(), streams, getter, args[0])
-			if err != nil {
-				return err
-			}
-			la, err := analysisOfLane(cmd.Context(), c, st.TrafficRouting.Namespace, args[0], name)
-			if err != nil {
-				return err
-			}
-			if prometheus != "" {
-				la.Spec.Prometheus.Address = prometheus
-			}
-			if timeout > 0 {
-				la.Spec.Prometheus.Timeout.Duration = timeout
-			}
-			m, err := measureOnce(cmd.Context(), c, la, st)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(streams.Out, "Analysis %s of lane %s, measured at %s against %s: %s\n%s\n", la.Name, args[0],
-				time.Now().UTC().Format(time.RFC3339), la.Spec.Prometheus.Address, m.Result, m.Message)
-			if err := printMetrics(streams.Out, m.Metrics); err != nil {
-				return err
-			}
-			if m.Result != lanesv1alpha1.ResultPassed {
-				return fmt.Errorf("the measurement is %s", m.Result)
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&name, "analysis", "", "the LaneAnalysis to measure (default: the lane's only one)")
-	cmd.Flags().StringVar(&prometheus, "prometheus", "", "query this Prometheus instead of spec.prometheus.address (e.g. a port-forward)")
-	cmd.Flags().DurationVar(&timeout, "timeout", 0, "bound each query by this instead of spec.prometheus.timeout")
-	return cmd
 }
 
 // analysisOfLane finds the LaneAnalysis named name, or the lane's only one.

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
 func TestVersionVerb(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := Run([]string{"version", "-o", "json"}, Streams{Out: &out, ErrOut: &errOut}); code != 0 {
+	if code := Run(t.Context(), []string{"version", "-o", "json"}, genericiooptions.IOStreams{Out: &out, ErrOut: &errOut}); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	var info map[string]string
@@ -23,7 +25,7 @@ func TestVersionVerb(t *testing.T) {
 	}
 	out.Reset()
 	errOut.Reset()
-	if code := Run([]string{"version", "-o", "table"}, Streams{Out: &out, ErrOut: &errOut}); code != 1 || !strings.Contains(errOut.String(), `--output "table" is not one of json, yaml`) {
+	if code := Run(t.Context(), []string{"version", "-o", "table"}, genericiooptions.IOStreams{Out: &out, ErrOut: &errOut}); code != 1 || !strings.Contains(errOut.String(), `--output "table" is not one of json, yaml`) {
 		t.Errorf("bad -o: exit %d, stderr %q", code, errOut.String())
 	}
 }

@@ -2,14 +2,18 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	lanesv1alpha1 "github.com/kruise-lanes/kruise-lanes/api/v1alpha1"
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting/laneops"
 )
 
 // ClientGetter gives commands a client, the namespace to work in and the lane defaults to
@@ -64,4 +68,46 @@ func (k *kubeFlags) Namespace() (string, error) {
 		return "", fmt.Errorf("resolve the namespace: %w", err)
 	}
 	return ns, nil
+}
+
+// connect returns the client, the namespace and the lane defaults, and says on the error stream
+// where the defaults came from.
+func connect(ctx context.Context, streams genericiooptions.IOStreams, getter ClientGetter) (client.Client, string, trafficrouting.Defaults, error) {
+	c, err := getter.Client()
+	if err != nil {
+		return nil, "", trafficrouting.Defaults{}, err
+	}
+	ns, err := getter.Namespace()
+	if err != nil {
+		return nil, "", trafficrouting.Defaults{}, err
+	}
+	d, source, err := getter.LaneDefaults(ctx, c)
+	if err != nil {
+		return nil, "", trafficrouting.Defaults{}, err
+	}
+	if streams.ErrOut != nil {
+		fmt.Fprintln(streams.ErrOut, source)
+	}
+	return c, ns, d, nil
+}
+
+// connectLane connects and reads one lane.
+func connectLane(ctx context.Context, streams genericiooptions.IOStreams, getter ClientGetter, name string) (client.Client, *laneops.LaneState, error) {
+	c, ns, d, err := connect(ctx, streams, getter)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := laneops.Load(ctx, c, ns, name, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, st, nil
+}
+
+// exactlyOneLane is the Args check of the verbs that take one lane.
+func exactlyOneLane(_ *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return errors.New("name exactly one lane (a TrafficRouting); kubectl lanes list shows them")
+	}
+	return nil
 }

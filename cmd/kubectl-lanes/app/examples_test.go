@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
 // TestJenkinsfileCommandsParse keeps examples/jenkins/Jenkinsfile in step with the CLI: every
@@ -32,7 +34,7 @@ func TestJenkinsfileCommandsParse(t *testing.T) {
 		line = params.ReplaceAllStringFunc(line, func(p string) string { return strings.ToLower(params.FindStringSubmatch(p)[1]) })
 		args := strings.Fields(line)
 		var out bytes.Buffer
-		root := NewRootCommand(Streams{Out: &out, ErrOut: &out})
+		root := NewRootCommand(genericiooptions.IOStreams{Out: &out, ErrOut: &out})
 		cmd, rest, err := root.Find(args)
 		if err != nil || cmd == root {
 			t.Errorf("%q: no such verb (%v)", line, err)

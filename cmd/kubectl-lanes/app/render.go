@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kruise-lanes/kruise-lanes/luascripts"
@@ -40,13 +42,12 @@ type RenderOptions struct {
 	ScriptsFile string
 	Name        string
 
-	streams Streams
+	streams genericiooptions.IOStreams
 	objects []*unstructured.Unstructured
 	scripts map[string]string
 }
 
-// NewRenderCommand builds `render`.
-func NewRenderCommand(streams Streams) *cobra.Command {
+func newRenderCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	o := &RenderOptions{streams: streams}
 	cmd := &cobra.Command{
 		Use:   "render -f FILE",
@@ -57,15 +58,7 @@ func NewRenderCommand(streams Streams) *cobra.Command {
 			"other objects are ignored.",
 		Example: renderExample,
 		Args:    cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			if err := o.Complete(); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run()
-		},
+		RunE:    runE(o),
 	}
 	cmd.Flags().StringArrayVarP(&o.Files, "filename", "f", nil, "file with the TrafficRouting or Rollout and the stable Ingress (- for standard input); repeatable")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "yaml", "output format: yaml or json")
@@ -75,8 +68,8 @@ func NewRenderCommand(streams Streams) *cobra.Command {
 	return cmd
 }
 
-// Complete reads the input files and the scripts.
-func (o *RenderOptions) Complete() error {
+// Complete reads the input files and the scripts (render takes no arguments).
+func (o *RenderOptions) Complete([]string) error {
 	if len(o.Files) == 0 {
 		return errors.New("render needs -f FILE with the TrafficRouting or Rollout and its stable Ingress")
 	}
@@ -118,8 +111,8 @@ func (o *RenderOptions) Validate() error {
 	return nil
 }
 
-// Run renders every step and prints the list.
-func (o *RenderOptions) Run() error {
+// Run renders every step and prints the list; it needs no cluster, so ctx is unused.
+func (o *RenderOptions) Run(context.Context) error {
 	subject, plan, err := o.plan()
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden outputs")
@@ -17,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the golden outputs")
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = Run(args, Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	code = Run(t.Context(), args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	return out.String(), errOut.String(), code
 }
 

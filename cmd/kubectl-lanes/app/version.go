@@ -1,10 +1,12 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kruise-lanes/kruise-lanes/cmd/internal/version"
@@ -12,26 +14,25 @@ import (
 
 // VersionOptions are the flags of `kubectl lanes version`.
 type VersionOptions struct {
-	Output  string
-	streams Streams
+	Output string
+
+	streams genericiooptions.IOStreams
 }
 
-func newVersionCommand(streams Streams) *cobra.Command {
+func newVersionCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	o := &VersionOptions{streams: streams}
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of kubectl-lanes",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run()
-		},
+		RunE:  runE(o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: json or yaml (default: one line)")
 	return cmd
 }
+
+// Complete has nothing to take: version has no arguments.
+func (o *VersionOptions) Complete([]string) error { return nil }
 
 // Validate checks the output format.
 func (o *VersionOptions) Validate() error {
@@ -43,7 +44,7 @@ func (o *VersionOptions) Validate() error {
 }
 
 // Run prints the version.
-func (o *VersionOptions) Run() error {
+func (o *VersionOptions) Run(context.Context) error {
 	info := version.Get()
 	switch o.Output {
 	case "json":

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kruise-lanes/kruise-lanes/cmd/kubectl-lanes/app"
@@ -33,23 +34,19 @@ func (e *cliError) Error() string {
 	return fmt.Sprintf("kubectl lanes %s exited %d: %s", strings.Join(e.args, " "), e.code, strings.TrimSpace(e.stderr))
 }
 
-// lanes runs kubectl-lanes in process against the demo's cluster and namespace, without printing.
-// app.Run does not take a context; when ctx ends first (Ctrl-C) lanes returns at once and leaves
-// the command to fail on its own once the control plane is gone.
+// lanes runs kubectl-lanes in process against the demo's cluster and namespace, without printing;
+// it returns when the command does or, as the command gets ctx, soon after ctx ends (Ctrl-C).
 func (d *demo) lanes(ctx context.Context, args ...string) (string, error) {
 	var out, errOut bytes.Buffer
 	full := append([]string{args[0], "--kubeconfig", d.cfg.Kubeconfig, "-n", d.cfg.Namespace}, args[1:]...)
-	done := make(chan int, 1)
-	go func() { done <- app.Run(full, app.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}) }()
-	select {
-	case <-ctx.Done():
-		return "", fmt.Errorf("kubectl lanes %s: %w", args[0], ctx.Err())
-	case code := <-done:
-		if code != 0 {
-			return out.String(), &cliError{args: args, code: code, stderr: errOut.String()}
-		}
-		return out.String(), nil
+	code := app.Run(ctx, full, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("kubectl lanes %s: %w", args[0], err)
 	}
+	if code != 0 {
+		return out.String(), &cliError{args: args, code: code, stderr: errOut.String()}
+	}
+	return out.String(), nil
 }
 
 // show runs kubectl-lanes and prints the command line and its output, as a terminal would.

@@ -95,7 +95,7 @@ func (o *RenderOptions) Complete([]string) error {
 			return fmt.Errorf("--scripts %s is not a ConfigMap manifest (kubectl get cm -n kruise-rollout kruise-rollout-configuration -o yaml gives one)", o.ScriptsFile)
 		}
 		for k, v := range cm.Data {
-			if strings.HasPrefix(k, "lua.traffic.routing.ingress.") {
+			if _, ingress := luascripts.IngressClassOfKey(k); ingress {
 				o.scripts[k] = v
 			}
 		}
@@ -124,7 +124,7 @@ func (o *RenderOptions) Run(context.Context) error {
 	if class == "" {
 		class = "nginx" // Kruise's default class type
 	}
-	script, ok := o.scripts["lua.traffic.routing.ingress."+class]
+	script, ok := o.scripts[luascripts.IngressKey(class)]
 	if !ok {
 		return fmt.Errorf("no provider script for ingress class type %q: Kruise Lanes ships %s; pass --scripts with a ConfigMap that holds lua.traffic.routing.ingress.%s",
 			class, strings.Join(luascripts.IngressProviders(), " and "), class)

@@ -9,7 +9,6 @@ import (
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -30,9 +29,7 @@ func newCacheWarmer(c cache.Cache, cloneSets bool) *cacheWarmer {
 	objs := []client.Object{&appsv1.ReplicaSet{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &rolloutsv1beta1.Rollout{}, &rolloutsv1alpha1.TrafficRouting{},
 		trafficrouting.EntryIngressObject()}
 	if cloneSets {
-		cs := &unstructured.Unstructured{}
-		cs.SetGroupVersionKind(trafficrouting.CloneSetGVK)
-		objs = append(objs, cs)
+		objs = append(objs, trafficrouting.CloneSetKind.New())
 	}
 	return &cacheWarmer{cache: c, objects: objs, synced: make(chan struct{})}
 }

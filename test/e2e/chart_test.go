@@ -89,6 +89,11 @@ func TestChartInstall(t *testing.T) {
 	c := cluster.Client
 	cmKey := client.ObjectKey{Namespace: framework.KruiseNamespace, Name: plugin.ConfigMapName}
 	restoreKruiseConfiguration(t, cmKey)
+	// A cluster where Kruise Lanes was never installed: no key of ours and no record of one (the
+	// lanes-managers of earlier scenarios installed the providers in this shared ConfigMap).
+	if err := (&plugin.Installer{Reader: cluster.Client, Writer: cluster.Client, Namespace: cmKey.Namespace}).Uninstall(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	// The user's ConfigMap before the chart: their own keys, and their own higress provider.
 	cm := &corev1.ConfigMap{}
@@ -483,7 +488,7 @@ func restoreKruiseConfiguration(t *testing.T, key client.ObjectKey) {
 			}
 			return
 		}
-		cm.Data = before.Data
+		cm.Data, cm.Annotations = before.Data, before.Annotations
 		if err := cluster.Client.Update(ctx, cm); err != nil {
 			t.Logf("restoring %s: %v", key, err)
 		}

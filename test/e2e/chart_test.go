@@ -23,6 +23,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	corev1apply "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -95,26 +96,23 @@ func TestChartInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The user's ConfigMap before the chart: their own keys, and their own higress provider.
+	// The user's ConfigMap before the chart: their own keys, and their own higress provider, owned
+	// by the user's field manager whatever earlier scenarios left (server-side apply with force
+	// takes the keys over, as the user's own apply would).
 	cm := &corev1.ConfigMap{}
-	if err := c.Get(ctx, cmKey, cm); apierrors.IsNotFound(err) {
-		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: cmKey.Namespace, Name: cmKey.Name}, Data: userKeys}
-		if err := c.Create(ctx, cm, client.FieldOwner(userManager)); err != nil {
-			t.Fatal(err)
+	if err := c.Get(ctx, cmKey, cm); err == nil {
+		if _, ok := cm.Data[keyMSE]; ok {
+			delete(cm.Data, keyMSE) // another scenario's; restored at the end
+			if err := c.Update(ctx, cm); err != nil {
+				t.Fatal(err)
+			}
 		}
-	} else if err != nil {
+	} else if !apierrors.IsNotFound(err) {
 		t.Fatal(err)
-	} else {
-		if cm.Data == nil {
-			cm.Data = map[string]string{}
-		}
-		delete(cm.Data, keyMSE) // another scenario's; restored at the end
-		for k, v := range userKeys {
-			cm.Data[k] = v
-		}
-		if err := c.Update(ctx, cm, client.FieldOwner(userManager)); err != nil {
-			t.Fatal(err)
-		}
+	}
+	userApply := corev1apply.ConfigMap(cmKey.Name, cmKey.Namespace).WithData(userKeys)
+	if err := c.Apply(ctx, userApply, client.FieldOwner(userManager), client.ForceOwnership); err != nil {
+		t.Fatal(err)
 	}
 
 	h := newHelm(t)

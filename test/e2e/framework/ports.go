@@ -5,6 +5,7 @@ package framework
 import (
 	"fmt"
 	"net"
+	"os"
 )
 
 // freePorts returns n distinct TCP ports that were free on 127.0.0.1 a moment ago. All listeners
@@ -26,4 +27,19 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// prepareDataPlane checks the test network, then gives a data plane process n free loopback ports
+// and a folder of its own under the cluster's working folder.
+func (c *Cluster) prepareDataPlane(name string, n int) (ports []int, dir string, err error) {
+	if err := CheckTestNetwork(); err != nil {
+		return nil, "", err
+	}
+	if ports, err = freePorts(n); err != nil {
+		return nil, "", err
+	}
+	if dir, err = os.MkdirTemp(c.dir, name+"-"); err != nil {
+		return nil, "", fmt.Errorf("creating %s's folder: %w", name, err)
+	}
+	return ports, dir, nil
 }

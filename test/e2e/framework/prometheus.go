@@ -66,16 +66,9 @@ func (c *Cluster) StartPrometheus(t testing.TB, namespace string) *Prometheus {
 // server is ready. The caller stops it (Stop, after which queries fail as with an unreachable
 // server); it also ends with the Cluster.
 func (c *Cluster) LaunchPrometheus(ctx context.Context, namespace string) (*Prometheus, error) {
-	if err := CheckTestNetwork(); err != nil {
-		return nil, err
-	}
-	ports, err := freePorts(1)
+	ports, dir, err := c.prepareDataPlane("prometheus", 1)
 	if err != nil {
 		return nil, err
-	}
-	dir, err := os.MkdirTemp(c.dir, "prometheus-")
-	if err != nil {
-		return nil, fmt.Errorf("creating prometheus's folder: %w", err)
 	}
 	targets := filepath.Join(dir, "targets.json")
 	if err := writeTargets(targets, nil); err != nil {

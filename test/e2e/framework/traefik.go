@@ -57,16 +57,9 @@ func (c *Cluster) StartTraefik(t testing.TB, opts TraefikOptions) *Traefik {
 // LaunchTraefik starts Traefik and waits until its entry point accepts connections. The caller
 // stops it (Stop); it also ends with the Cluster.
 func (c *Cluster) LaunchTraefik(ctx context.Context, opts TraefikOptions) (*Traefik, error) {
-	if err := CheckTestNetwork(); err != nil {
-		return nil, err
-	}
-	ports, err := freePorts(2)
+	ports, dir, err := c.prepareDataPlane("traefik", 2)
 	if err != nil {
 		return nil, err
-	}
-	dir, err := os.MkdirTemp(c.dir, "traefik-")
-	if err != nil {
-		return nil, fmt.Errorf("creating traefik's folder: %w", err)
 	}
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(c.Config.BearerToken), 0o600); err != nil {

@@ -20,28 +20,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	lanesv1alpha1 "github.com/kruise-lanes/kruise-lanes/api/v1alpha1"
+	"github.com/kruise-lanes/kruise-lanes/test/toolbin"
 )
 
 // prometheusBin returns the Prometheus binary `make tools` builds, skipping when it is absent
 // unless LANES_REQUIRE_TOOLS is set (`make chart-test`).
-func prometheusBin(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("LANES_TOOLS_BIN")
-	if dir == "" {
-		dir = "../.cache/bin"
-	}
-	bin, err := filepath.Abs(filepath.Join(dir, "prometheus"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("LANES_REQUIRE_TOOLS") != "" {
-			t.Fatalf("prometheus not found at %s: run `make tools`", bin)
-		}
-		t.Skipf("prometheus not found at %s (run `make tools`)", bin)
-	}
-	return bin
-}
+func prometheusBin(t *testing.T) string { return toolbin.Path(t, "prometheus", "LANES_REQUIRE_TOOLS") }
 
 // freeLoopbackAddr returns a loopback address with a port nobody listens on now.
 func freeLoopbackAddr(t *testing.T) string {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kruise-lanes/kruise-lanes/test/toolbin"
 )
 
 // generated are the files controller-gen writes from this package, by the folder of the temporary
@@ -19,22 +21,7 @@ var generated = map[string]string{
 // controllerGen returns the controller-gen binary that `make tools` (or `make generate`) builds,
 // skipping when it is absent unless LANES_REQUIRE_TOOLS is set (`make chart-test`).
 func controllerGen(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("LANES_TOOLS_BIN")
-	if dir == "" {
-		dir = "../../.cache/bin"
-	}
-	bin, err := filepath.Abs(filepath.Join(dir, "controller-gen"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("LANES_REQUIRE_TOOLS") != "" {
-			t.Fatalf("controller-gen not found at %s: run `make tools`", bin)
-		}
-		t.Skipf("controller-gen not found at %s (run `make generate` or `make chart-test`)", bin)
-	}
-	return bin
+	return toolbin.Path(t, "controller-gen", "LANES_REQUIRE_TOOLS")
 }
 
 // TestGeneratedFilesAreCurrent regenerates the deepcopy functions and the CRD into a temporary

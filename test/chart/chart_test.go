@@ -21,6 +21,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kruise-lanes/kruise-lanes/test/toolbin"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the current chart")
@@ -32,24 +34,7 @@ const (
 )
 
 // helmBin returns the helm binary, skipping (or failing under LANES_REQUIRE_HELM) when it is absent.
-func helmBin(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("LANES_TOOLS_BIN")
-	if dir == "" {
-		dir = "../../.cache/bin"
-	}
-	bin, err := filepath.Abs(filepath.Join(dir, "helm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("LANES_REQUIRE_HELM") != "" {
-			t.Fatalf("helm not found at %s: run `make tools`", bin)
-		}
-		t.Skipf("helm not found at %s (run `make tools`, or `make chart-test`)", bin)
-	}
-	return bin
-}
+func helmBin(t *testing.T) string { return toolbin.Path(t, "helm", "LANES_REQUIRE_HELM") }
 
 // helm runs helm with its own config, cache and data folders, so a test never reads or writes the
 // user's helm state.

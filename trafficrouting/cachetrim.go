@@ -40,28 +40,39 @@ const lastAppliedAnnotation = corev1.LastAppliedConfigAnnotation
 // another field of these kinds reads it with the manager's API reader. Writes never send a cached
 // object back: the label reconciler patches labels and annotations only (a JSON merge patch), and
 // the rollback a JSON patch of the template, so no trimmed field is ever erased on the server.
-// For the five kinds it trims CacheTransform returns a new object and leaves its argument as it
-// was (the maps it keeps are the decoded object's, which the informer then drops); other objects
-// lose their managedFields in place. Applying it to an object it returned gives an equal object.
-// Objects read without a deep copy (client.UnsafeDisableDeepCopy, as the mesh route reconciler
-// does) are only read, never modified.
+// CacheTransform trims the object the informer decoded in place (like
+// cache.TransformStripManagedFields): the kept struct is the decoded one and only what it drops
+// becomes garbage, so trimming allocates next to nothing and leaves no second copy of each object
+// in the heap. Applying it to an object it returned gives an equal object. Objects read without a
+// deep copy (client.UnsafeDisableDeepCopy, as the mesh route reconciler does) are only read,
+// never modified.
 func CacheTransform(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		return trimPod(o), nil
+		trimMeta(&o.ObjectMeta)
+		var ready []corev1.PodCondition
+		for _, c := range o.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				ready = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+				break
+			}
+		}
+		o.Spec, o.Status = corev1.PodSpec{}, corev1.PodStatus{Conditions: ready}
+		return o, nil
 	case *appsv1.ReplicaSet:
-		return &appsv1.ReplicaSet{TypeMeta: o.TypeMeta, ObjectMeta: trimMeta(o.ObjectMeta)}, nil
+		trimMeta(&o.ObjectMeta)
+		o.Spec, o.Status = appsv1.ReplicaSetSpec{}, appsv1.ReplicaSetStatus{}
+		return o, nil
 	case *appsv1.Deployment:
-		out := &appsv1.Deployment{TypeMeta: o.TypeMeta, ObjectMeta: trimMeta(o.ObjectMeta)}
-		out.Spec.Selector = o.Spec.Selector
-		out.Spec.Template.Labels = o.Spec.Template.Labels
-		return out, nil
+		trimMeta(&o.ObjectMeta)
+		o.Spec = appsv1.DeploymentSpec{Selector: o.Spec.Selector, Template: templateLabels(o.Spec.Template)}
+		o.Status = appsv1.DeploymentStatus{}
+		return o, nil
 	case *appsv1.StatefulSet:
-		out := &appsv1.StatefulSet{TypeMeta: o.TypeMeta, ObjectMeta: trimMeta(o.ObjectMeta)}
-		out.Spec.Selector = o.Spec.Selector
-		out.Spec.Template.Labels = o.Spec.Template.Labels
-		out.Status.UpdateRevision, out.Status.CurrentRevision = o.Status.UpdateRevision, o.Status.CurrentRevision
-		return out, nil
+		trimMeta(&o.ObjectMeta)
+		o.Spec = appsv1.StatefulSetSpec{Selector: o.Spec.Selector, Template: templateLabels(o.Spec.Template)}
+		o.Status = appsv1.StatefulSetStatus{UpdateRevision: o.Status.UpdateRevision, CurrentRevision: o.Status.CurrentRevision}
+		return o, nil
 	case *unstructured.Unstructured:
 		if o.GroupVersionKind().GroupKind() == CloneSetGVK.GroupKind() {
 			return trimCloneSet(o), nil
@@ -72,30 +83,15 @@ func CacheTransform(obj any) (any, error) {
 
 var stripManagedFields = cache.TransformStripManagedFields()
 
-// trimMeta is an object's metadata as the cache keeps it.
-func trimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
+// trimMeta removes from an object's metadata what the cache does not keep.
+func trimMeta(m *metav1.ObjectMeta) {
 	m.ManagedFields = nil
-	if _, ok := m.Annotations[lastAppliedAnnotation]; ok {
-		annotations := make(map[string]string, len(m.Annotations)-1)
-		for k, v := range m.Annotations {
-			if k != lastAppliedAnnotation {
-				annotations[k] = v
-			}
-		}
-		m.Annotations = annotations
-	}
-	return m
+	delete(m.Annotations, lastAppliedAnnotation)
 }
 
-func trimPod(p *corev1.Pod) *corev1.Pod {
-	out := &corev1.Pod{TypeMeta: p.TypeMeta, ObjectMeta: trimMeta(p.ObjectMeta)}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			out.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
-			break
-		}
-	}
-	return out
+// templateLabels is a pod template with only its labels.
+func templateLabels(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: t.Labels}}
 }
 
 // cloneSetPaths are the fields of a CloneSet beside its metadata that the cache keeps.
@@ -107,34 +103,20 @@ var cloneSetPaths = [][]string{
 }
 
 func trimCloneSet(u *unstructured.Unstructured) *unstructured.Unstructured {
-	out := &unstructured.Unstructured{Object: map[string]any{}}
-	out.SetAPIVersion(u.GetAPIVersion())
-	out.SetKind(u.GetKind())
+	out := &unstructured.Unstructured{Object: map[string]any{"apiVersion": u.Object["apiVersion"], "kind": u.Object["kind"]}}
 	if m, ok := u.Object["metadata"].(map[string]any); ok {
-		meta := make(map[string]any, len(m))
-		for k, v := range m {
-			meta[k] = v
+		delete(m, "managedFields")
+		if a, ok := m["annotations"].(map[string]any); ok {
+			delete(a, lastAppliedAnnotation)
 		}
-		delete(meta, "managedFields")
-		out.Object["metadata"] = meta
-		if annotations := out.GetAnnotations(); hasKey(annotations, lastAppliedAnnotation) {
-			delete(annotations, lastAppliedAnnotation)
-			out.SetAnnotations(annotations)
-		}
+		out.Object["metadata"] = m
 	}
 	for _, path := range cloneSetPaths {
 		if v, found, err := unstructured.NestedFieldNoCopy(u.Object, path...); err == nil && found {
-			// Set in a fresh map chain; v itself is only shared with the decoded object, which the
-			// informer drops.
 			_ = unstructured.SetNestedField(out.Object, v, path...)
 		}
 	}
 	return out
-}
-
-func hasKey(m map[string]string, k string) bool {
-	_, ok := m[k]
-	return ok
 }
 
 var _ toolscache.TransformFunc = CacheTransform

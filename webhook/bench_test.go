@@ -262,8 +262,8 @@ func benchPod(ns, deploy, hash string, i int, stored bool) *corev1.Pod {
 
 // benchTemplate is the pod template of a benchmark Deployment and its ReplicaSets: the pod spec
 // benchPod creates pods with.
-func benchTemplate(ns, deploy string, labels map[string]string) corev1.PodTemplateSpec {
-	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: benchPod(ns, deploy, "", 0, false).Spec}
+func benchTemplate(ns, deploy string, lbls map[string]string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbls}, Spec: benchPod(ns, deploy, "", 0, false).Spec}
 }
 
 // loadBenchCluster fills a cache with the benchmark's objects at scale, each stored as transform

@@ -216,7 +216,7 @@ func TestMeshRouteReconcilerGatewayAPI(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(tc.objs, gatewayLane())...).Build()
+			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(cached(append(tc.objs, gatewayLane())...)...).Build()
 			rec := record.NewFakeRecorder(50)
 			r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: rec}
 			if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
@@ -239,7 +239,7 @@ func TestMeshRouteReconcilerGatewayAPI(t *testing.T) {
 }
 
 func TestMeshRouteReconcilerMeshNotInstalled(t *testing.T) {
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(gatewayMember("a", true), gatewayLane())...).Build()
+	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(cached(append(gatewayMember("a", true), gatewayLane())...)...).Build()
 	rec := record.NewFakeRecorder(10)
 	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio}, Client: c, Defaults: DefaultDefaults(), Recorder: rec}
 	if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
@@ -342,7 +342,7 @@ func laneObjects(t *testing.T, c client.Client) []*unstructured.Unstructured {
 }
 
 func TestMeshRouteReconcilerKeepsAPIServerDefaults(t *testing.T) {
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(gatewayMember("a", true), gatewayLane())...).Build()
+	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(cached(append(gatewayMember("a", true), gatewayLane())...)...).Build()
 	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
 	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}
 	if _, err := r.Reconcile(t.Context(), req); err != nil {
@@ -393,7 +393,7 @@ func TestMeshRouteReconcilerDropsBackendRef(t *testing.T) {
 	earlier.SetAnnotations(map[string]string{MeshSpecHashAnnotation: hash})
 	apiServerDefaults(earlier)
 
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(gatewayMember("a", true), gatewayLane(), earlier)...).Build()
+	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(cached(append(gatewayMember("a", true), gatewayLane(), earlier)...)...).Build()
 	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
 	if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
 		t.Fatal(err)

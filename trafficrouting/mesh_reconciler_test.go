@@ -115,7 +115,7 @@ func TestIstioRouteReconciler(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(tc.objs, istioLane())...).Build()
+			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(cached(append(tc.objs, istioLane())...)...).Build()
 			rec := record.NewFakeRecorder(20)
 			r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: rec}
 			if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())}); err != nil {
@@ -131,7 +131,7 @@ func TestIstioRouteReconciler(t *testing.T) {
 
 func TestIstioRouteReconcilerLaneRouteFollowsReadiness(t *testing.T) {
 	objs := member("a", true)
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(objs, istioLane())...).WithStatusSubresource(&corev1.Pod{}).Build()
+	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(cached(append(objs, istioLane())...)...).WithStatusSubresource(&corev1.Pod{}).Build()
 	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
 	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())}
 	routes := func() []string {
@@ -268,7 +268,7 @@ func setReady(t *testing.T, c client.Client, pod string, ready bool) {
 // The last batch: once no base pod is Ready, the default route must lose its subset (the desired
 // route drops a key the live one has), else every non-lane request goes to an empty subset.
 func TestIstioRouteReconcilerDefaultRouteLeavesEmptyBase(t *testing.T) {
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", true), istioLane())...).WithStatusSubresource(&corev1.Pod{}).Build()
+	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(cached(append(member("a", true), istioLane())...)...).WithStatusSubresource(&corev1.Pod{}).Build()
 	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
 	toBase := []any{map[string]any{"destination": map[string]any{"host": "a", "subset": "base"}}}
 	toService := []any{map[string]any{"destination": map[string]any{"host": "a"}}}
@@ -330,7 +330,7 @@ func TestIstioRouteReconcilerRestoresEdits(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", true), istioLane())...).Build()
+			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(cached(append(member("a", true), istioLane())...)...).Build()
 			r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
 			istioDefaultRoute(t, r)
 			vs := &unstructured.Unstructured{}
@@ -397,7 +397,7 @@ func TestSpecHash(t *testing.T) {
 // and a hop routed again before the end of the drain keeps its DestinationRule, unmarked.
 func TestMeshRouteReconcilerDrainsDestinations(t *testing.T) {
 	objs := IstioObjects(Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "x-mse-tag"}, LaneOwner(istioLane()), Hop{Service: "a", LaneReady: true, BaseReady: true})
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", false), objs[0], objs[1], istioLane())...).Build()
+	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(cached(append(member("a", false), objs[0], objs[1], istioLane())...)...).Build()
 	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	now := t0
 	newReconciler := func() *MeshRouteReconciler {
@@ -445,7 +445,7 @@ func TestMeshRouteReconcilerDrainsDestinations(t *testing.T) {
 	}
 
 	// Routed again during the drain: the DestinationRule stays and loses its mark.
-	c = fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", false), objs[0], objs[1], istioLane())...).Build()
+	c = fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(cached(append(member("a", false), objs[0], objs[1], istioLane())...)...).Build()
 	reconcileAt(newReconciler(), 0)
 	ro := &rolloutsv1beta1.Rollout{}
 	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: "rollout-a"}, ro); err != nil {
@@ -475,7 +475,7 @@ func TestIstioRouteReconcilerRefusesNonDNSTag(t *testing.T) {
 		t.Run(tag, func(t *testing.T) {
 			tr := istioLane()
 			tr.Spec.Strategy.RequestHeaderModifier.Set[0].Value = tag
-			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", true), tr)...).Build()
+			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(cached(append(member("a", true), tr)...)...).Build()
 			rec := record.NewFakeRecorder(20)
 			r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio}, Client: c, Defaults: DefaultDefaults(), Recorder: rec}
 			res, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(tr)})

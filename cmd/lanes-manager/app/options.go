@@ -49,6 +49,7 @@ type Options struct {
 	MeshRoutes         bool
 	MeshRouteDrain     time.Duration
 	LaneAnalysis       bool
+	WatchNamespaces    string
 }
 
 // NewOptions returns the defaults.
@@ -96,6 +97,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.OverwriteProviders, "overwrite-providers", o.OverwriteProviders, "take over provider keys that someone else set in Kruise's ConfigMap")
 	fs.BoolVar(&o.MeshRoutes, "mesh-routes", o.MeshRoutes, "write the east-west routes of istio lanes (DestinationRules, VirtualServices) and gateway-api lanes (Services, HTTPRoutes), for the meshes whose CRDs are installed")
 	fs.BoolVar(&o.LaneAnalysis, "lane-analysis", o.LaneAnalysis, "run LaneAnalyses (kruise-lanes.io/v1alpha1): measure paused lanes in Prometheus, approve or roll them back; skipped when the CRD is not installed")
+	fs.StringVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "namespaces, comma separated, whose Pods, ReplicaSets, Deployments, StatefulSets and CloneSets the cache holds (default: all); the pod webhook's namespaceSelector must select no other namespace (the chart restricts it to these)")
 	fs.DurationVar(&o.MeshRouteDrain, "mesh-route-drain", o.MeshRouteDrain, "how long a hop's DestinationRule or lane Services outlive its route once neither is wanted, so that no mesh client is left with a route to a destination that is gone")
 }
 
@@ -163,7 +165,23 @@ func (o *Options) Validate() error {
 	if _, err := o.ProviderScripts(); err != nil {
 		errs = append(errs, err)
 	}
+	for _, ns := range o.WatchedNamespaces() {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(msgs, "; ")))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// WatchedNamespaces are the namespaces of --watch-namespaces; nil means every namespace.
+func (o *Options) WatchedNamespaces() []string {
+	var out []string
+	for _, ns := range strings.Split(o.WatchNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
 }
 
 // Defaults are the lane defaults the flags set.

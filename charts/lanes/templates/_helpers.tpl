@@ -27,3 +27,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "lanes.image" -}}
 {{- printf "%s:%s" .Values.manager.image.repository (default .Chart.AppVersion .Values.manager.image.tag) -}}
 {{- end -}}
+
+{{- define "lanes.validatingWebhookConfiguration" -}}
+{{- printf "%s-%s-lanes" (include "lanes.fullname" .) .Release.Namespace -}}
+{{- end -}}

@@ -163,7 +163,7 @@ func ingressProblems(p Provider, limits ingressLimits, path *field.Path, s rollo
 			name := string(h.Name)
 			switch {
 			case badType((*string)(h.Type)):
-				errs = append(errs, field.NotSupported(hp.Child("type"), string(*h.Type), []string{"Exact", "RegularExpression"}))
+				errs = append(errs, field.Invalid(hp.Child("type"), string(*h.Type), fmt.Sprintf("match %d header %q has type %q; only Exact and RegularExpression are supported", i+1, name, *h.Type)))
 				continue
 			case smuggles(h.Value):
 				errs = append(errs, field.Invalid(hp.Child("value"), h.Value, "match header "+strconvQuote(name)+" "+smuggleMsg))
@@ -186,7 +186,7 @@ func ingressProblems(p Provider, limits ingressLimits, path *field.Path, s rollo
 			name := string(q.Name)
 			switch {
 			case badType((*string)(q.Type)):
-				errs = append(errs, field.NotSupported(qp.Child("type"), string(*q.Type), []string{"Exact", "RegularExpression"}))
+				errs = append(errs, field.Invalid(qp.Child("type"), string(*q.Type), fmt.Sprintf("match %d query parameter %q has type %q; only Exact and RegularExpression are supported", i+1, name, *q.Type)))
 			case name == "":
 				errs = append(errs, field.Required(qp.Child("name"), fmt.Sprintf("match %d has a query parameter without a name", i+1)))
 			case smuggles(q.Value):
@@ -237,7 +237,7 @@ func ingressAnd(p Provider, limits ingressLimits, mp *field.Path, conds []condit
 	}
 	if limits.queries {
 		if len(queries) > 1 {
-			return field.ErrorList{field.TooMany(mp.Child("queryParams"), len(queries), 1)}
+			return field.ErrorList{field.Invalid(queries[1].path, queries[1].name, fmt.Sprintf("the %s ingress matches at most one query parameter per rule; got %d (%s, %s, ...): keep one per match", p, len(queries), queries[0].name, queries[1].name))}
 		}
 	} else {
 		extra = append(extra, queries...)
@@ -291,16 +291,18 @@ func modifierProblems(path *field.Path, m *gatewayv1beta1.HTTPHeaderFilter, http
 			switch {
 			case !validHeaderName(name, httpRoute):
 				errs = append(errs, field.Invalid(hp.Child("name"), name, what+" "+tokenMsg(name)+nameLimit(httpRoute)))
+			case h.Value == "" && httpRoute:
+				errs = append(errs, field.Required(hp.Child("value"), fmt.Sprintf("%s %q has no value; an HTTPRoute needs one: give it a value, or use remove", what, name)))
 			case h.Value == "":
 				errs = append(errs, field.Required(hp.Child("value"), fmt.Sprintf("%s %q has an empty value: give it a value, or use remove", what, name)))
 			case httpRoute && len(h.Value) > httpRouteMaxValue:
-				errs = append(errs, field.TooLong(hp.Child("value"), "", httpRouteMaxValue))
+				errs = append(errs, field.Invalid(hp.Child("value"), "", fmt.Sprintf("%s %q has a value longer than %d characters", what, name, httpRouteMaxValue)))
 			case smuggles(h.Value):
 				errs = append(errs, field.Invalid(hp.Child("value"), h.Value, what+" "+strconvQuote(name)+" "+smuggleMsg))
 			}
 		}
 		if httpRoute && len(list) > httpRouteMaxHeaderEdits {
-			errs = append(errs, field.TooMany(path.Child(kind), len(list), httpRouteMaxHeaderEdits))
+			errs = append(errs, field.Invalid(path.Child(kind), len(list), fmt.Sprintf("would %s %d headers; an HTTPRoute filter takes at most %d", kind, len(list), httpRouteMaxHeaderEdits)))
 		}
 	}
 	headers("set", m.Set)
@@ -311,7 +313,7 @@ func modifierProblems(path *field.Path, m *gatewayv1beta1.HTTPHeaderFilter, http
 		}
 	}
 	if httpRoute && len(m.Remove) > httpRouteMaxHeaderEdits {
-		errs = append(errs, field.TooMany(path.Child("remove"), len(m.Remove), httpRouteMaxHeaderEdits))
+		errs = append(errs, field.Invalid(path.Child("remove"), len(m.Remove), fmt.Sprintf("would remove %d headers; an HTTPRoute filter takes at most %d", len(m.Remove), httpRouteMaxHeaderEdits)))
 	}
 	return errs
 }
@@ -375,13 +377,13 @@ func httpRouteConditions(i int, path *field.Path, what string, conds []namedCond
 		cp := path.Index(j)
 		switch {
 		case badType(c.typ):
-			errs = append(errs, field.NotSupported(cp.Child("type"), *c.typ, []string{"Exact", "RegularExpression"}))
+			errs = append(errs, field.Invalid(cp.Child("type"), *c.typ, fmt.Sprintf("match %d %s %q has type %q; use Exact or RegularExpression", i+1, what, c.name, *c.typ)))
 		case !validHeaderName(c.name, true):
 			errs = append(errs, field.Invalid(cp.Child("name"), c.name, "match "+what+" "+tokenMsg(c.name)+nameLimit(true)))
 		case c.value == "":
 			errs = append(errs, field.Required(cp.Child("value"), fmt.Sprintf("match %s %q has no value; an HTTPRoute needs one", what, c.name)))
 		case len(c.value) > httpRouteMaxValue:
-			errs = append(errs, field.TooLong(cp.Child("value"), "", httpRouteMaxValue))
+			errs = append(errs, field.Invalid(cp.Child("value"), "", fmt.Sprintf("match %s %q has a value longer than %d characters", what, c.name, httpRouteMaxValue)))
 		case smuggles(c.value):
 			errs = append(errs, field.Invalid(cp.Child("value"), c.value, "match "+what+" "+strconvQuote(c.name)+" "+smuggleMsg))
 		}
@@ -390,12 +392,12 @@ func httpRouteConditions(i int, path *field.Path, what string, conds []namedCond
 			key = strings.ToLower(key)
 		}
 		if seen[key] {
-			errs = append(errs, field.Duplicate(cp.Child("name"), fmt.Sprintf("match %d names %s %q twice; an HTTPRoute match takes each name once (it cannot AND two conditions on one name): keep one", i+1, what, c.name)))
+			errs = append(errs, field.Invalid(cp.Child("name"), c.name, fmt.Sprintf("match %d names %s %q twice; an HTTPRoute match takes each name once (it cannot AND two conditions on one name): keep one", i+1, what, c.name)))
 		}
 		seen[key] = true
 	}
 	if len(conds) > httpRouteMaxConditions {
-		errs = append(errs, field.TooMany(path, len(conds), httpRouteMaxConditions))
+		errs = append(errs, field.Invalid(path, len(conds), fmt.Sprintf("match %d has %d %s conditions; an HTTPRoute match takes at most %d", i+1, len(conds), what, httpRouteMaxConditions)))
 	}
 	return errs
 }
@@ -412,7 +414,7 @@ func httpRoutePath(i int, path *field.Path, p *gatewayv1beta1.HTTPPathMatch) fie
 		value = *p.Value
 	}
 	if typ != "Exact" && typ != "PathPrefix" && typ != "RegularExpression" {
-		return field.ErrorList{field.NotSupported(path.Child("type"), typ, []string{"Exact", "PathPrefix", "RegularExpression"})}
+		return field.ErrorList{field.Invalid(path.Child("type"), typ, fmt.Sprintf("match %d path has type %q; use Exact, PathPrefix or RegularExpression", i+1, typ))}
 	}
 	if len(value) > httpRouteMaxPath || strings.IndexFunc(value, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
 		return field.ErrorList{field.Invalid(path.Child("value"), value, fmt.Sprintf("match %d path is not a valid path: use at most %d characters and no control characters", i+1, httpRouteMaxPath))}

@@ -53,11 +53,10 @@ func ValidateTrafficRouting(ctx context.Context, r client.Reader, tr *rolloutsv1
 		v.Warnings = appendNew(v.Warnings, w...)
 	}
 	if len(errs) > 0 {
-		problems = append(problems, fmt.Errorf("the provider of its entry cannot express spec.strategy, so Kruise would stop the release at its first step: %w", errs.ToAggregate()))
+		problems = append(problems, fmt.Errorf("lane %s/%s is %w: the provider of its entry cannot express spec.strategy, so Kruise would stop the release at its first step: %w",
+			tr.Namespace, tr.Name, ErrMisconfigured, errs.ToAggregate()))
 	}
-	if len(problems) > 0 {
-		v.Err = fmt.Errorf("lane %s/%s is %w: %w", tr.Namespace, tr.Name, ErrMisconfigured, errors.Join(problems...))
-	}
+	v.Err = errors.Join(problems...)
 	return v, nil
 }
 

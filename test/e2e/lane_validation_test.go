@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -61,7 +62,9 @@ spec:
       set: [{name: x-mse-tag, value: gray}]
 `
 
-// A lane whose step has a header match and a weight: accepted, but MSE ignores the weight.
+// A lane whose step has a header match and a weight: accepted, but MSE ignores the weight. The
+// accepted objects spell out the fields the CRDs' schemas default (gracePeriodSeconds, type,
+// disabled), so that what is stored must equal what is applied.
 const validationLane = `
 apiVersion: rollouts.kruise.io/v1alpha1
 kind: TrafficRouting
@@ -71,11 +74,12 @@ metadata:
 spec:
   objectRef:
   - service: web
+    gracePeriodSeconds: 3
     ingress: {classType: mse, name: web}
   strategy:
     weight: 20
     matches:
-    - headers: [{name: x-user, value: tester}]
+    - headers: [{name: x-user, type: Exact, value: tester}]
     requestHeaderModifier:
       set: [{name: x-mse-tag, value: gray}]
 `
@@ -88,11 +92,13 @@ metadata:
   name: %s
   annotations: {rollouts.kruise.io/trafficrouting: lane}
 spec:
+  disabled: false
   workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web}
   strategy:
     canary:
       trafficRoutings:
       - service: web
+        gracePeriodSeconds: 3
         ingress: {classType: mse, name: web}
       steps:
       - replicas: 50%%
@@ -159,7 +165,7 @@ func TestLaneValidationAtApply(t *testing.T) {
 	}
 	assertStoredAsApplied(t, ns, validationLane)
 
-	member := rollout("web", "headers: [{name: x-user, value: tester}]")
+	member := rollout("web", "headers: [{name: x-user, type: Exact, value: tester}]")
 	stdout, stderr, code = kubectl(t, ns, member, "apply", "-f", "-")
 	wantExit(t, code, 0, "kubectl apply of the member")
 	if !strings.Contains(stdout, "rollout.rollouts.kruise.io/web created") || strings.Contains(stderr, "kruise-lanes") {
@@ -207,7 +213,21 @@ func assertStoredAsApplied(t *testing.T, ns, manifest string) {
 	if diff := cmp.Diff(applied.GetAnnotations(), annotations); diff != "" {
 		t.Errorf("%s %s: annotations stored differ from those applied (-applied +stored):\n%s", applied.GetKind(), applied.GetName(), diff)
 	}
-	if diff := cmp.Diff(applied.Object["spec"], stored.Object["spec"]); diff != "" {
+	if diff := cmp.Diff(asJSON(t, applied.Object["spec"]), asJSON(t, stored.Object["spec"])); diff != "" {
 		t.Errorf("%s %s: spec stored differs from the one applied (-applied +stored):\n%s", applied.GetKind(), applied.GetName(), diff)
 	}
+}
+
+// asJSON is v as JSON decoding gives it (float64 numbers), so that YAML and API values compare.
+func asJSON(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -64,7 +64,8 @@ spec:
 
 // A lane whose step has a header match and a weight: accepted, but MSE ignores the weight. The
 // accepted objects spell out the fields the CRDs' schemas default (gracePeriodSeconds, type,
-// disabled), so that what is stored must equal what is applied.
+// disabled) and the empty pause Kruise's controller writes back with its finalizer, so that what
+// is stored must equal what is applied.
 const validationLane = `
 apiVersion: rollouts.kruise.io/v1alpha1
 kind: TrafficRouting
@@ -102,6 +103,7 @@ spec:
         ingress: {classType: mse, name: web}
       steps:
       - replicas: 50%%
+        pause: {}
         matches:
         - %s
 `

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kruise-lanes/kruise-lanes/luascripts"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
 func TestOptionsDefaultsAreValid(t *testing.T) {
@@ -103,5 +104,20 @@ func TestOptionsValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The lane validator judges the classes the providers are installed under, and no other.
+func TestLaneProviders(t *testing.T) {
+	o := NewOptions()
+	o.Providers = "mse, httproute"
+	o.ProviderPrefix = "lanes-"
+	want := trafficrouting.Providers{IngressClasses: map[string]trafficrouting.Provider{"lanes-mse": trafficrouting.ProviderMSE}, HTTPRoute: true}
+	if diff := cmp.Diff(want, o.LaneProviders()); diff != "" {
+		t.Errorf("LaneProviders (-want +got):\n%s", diff)
+	}
+	o.Providers = ""
+	if diff := cmp.Diff(trafficrouting.Providers{IngressClasses: map[string]trafficrouting.Provider{}}, o.LaneProviders()); diff != "" {
+		t.Errorf("LaneProviders with none installed (-want +got):\n%s", diff)
 	}
 }

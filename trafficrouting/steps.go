@@ -90,7 +90,7 @@ const cookiePseudoHeader = "canary-by-cookie"
 // would stop the release at that step), warnings what it accepts but does differently than the
 // step reads. Only what the step itself decides is judged; what depends on the routed object as
 // it is then (the stable Ingress's own annotations, the HTTPRoute's rules) is left to the script.
-func StepProblems(p Provider, path *field.Path, s rolloutsv1beta1.TrafficRoutingStrategy) (field.ErrorList, []string) {
+func StepProblems(p Provider, path *field.Path, s rolloutsv1beta1.TrafficRoutingStrategy) (refusals field.ErrorList, warnings []string) {
 	if p == "" {
 		return nil, nil
 	}
@@ -101,7 +101,6 @@ func StepProblems(p Provider, path *field.Path, s rolloutsv1beta1.TrafficRouting
 		}
 		return nil, nil
 	}
-	var warnings []string
 	if s.Traffic != nil && len(s.Matches) > 0 {
 		warnings = append(warnings, fmt.Sprintf("%s has both matches and a weight (%s): the %s provider routes only the matching requests and ignores the weight", path, weightString(s.Traffic), p))
 	}
@@ -122,8 +121,8 @@ func weightString(traffic *string) string {
 	return *traffic
 }
 
-// TrafficRoutingSteps is the one step of a TrafficRouting as Kruise hands it to a provider.
-func TrafficRoutingSteps(tr *rolloutsv1alpha1.TrafficRouting) rolloutsv1beta1.TrafficRoutingStrategy {
+// strategyOf is the one step of a TrafficRouting as Kruise hands it to a provider.
+func strategyOf(tr *rolloutsv1alpha1.TrafficRouting) rolloutsv1beta1.TrafficRoutingStrategy {
 	return rolloutsv1alpha1.ConversionToV1beta1TrafficRoutingStrategy(tr.Spec.Strategy)
 }
 

@@ -44,7 +44,7 @@ func ValidateTrafficRouting(ctx context.Context, r client.Reader, tr *rolloutsv1
 		}
 		problems = append(problems, err)
 	}
-	step := TrafficRoutingSteps(tr)
+	step := strategyOf(tr)
 	var errs field.ErrorList
 	for i, ref := range tr.Spec.ObjectRef {
 		provider := p.Of(rolloutsv1alpha1.ConversionToV1beta1TrafficRoutingRef(ref))

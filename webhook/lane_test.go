@@ -103,7 +103,7 @@ func TestLaneValidatorHandle(t *testing.T) {
 			warning: "no TrafficRouting shop/nolane exists",
 		},
 		"deletes are not judged": {
-			req: func(t *testing.T) admission.Request {
+			req: func(*testing.T) admission.Request {
 				return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Delete,
 					Kind: metav1.GroupVersionKind{Group: "rollouts.kruise.io", Version: "v1alpha1", Kind: "TrafficRouting"}}}
 			},

@@ -122,7 +122,7 @@ func TestLaneValidationAtApply(t *testing.T) {
 
 	// The API server picks the new configuration up within moments: wait for the first refusal.
 	var stderr string
-	err := framework.WaitFor(ctx, stepTimeout, "kubectl apply refusing the OR lane", func(ctx context.Context) (bool, error) {
+	err := framework.WaitFor(ctx, stepTimeout, "kubectl apply refusing the OR lane", func(context.Context) (bool, error) {
 		var code int
 		_, stderr, code = kubectl(t, ns, validationORLane, "apply", "--dry-run=server", "-f", "-")
 		return code != 0, nil

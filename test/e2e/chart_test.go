@@ -51,7 +51,8 @@ const (
 	// chartValidatingConfig is the chart's ValidatingWebhookConfiguration (the lane validator).
 	chartValidatingConfig = chartWebhookConfig + "-lanes"
 	// chartOptInSelector is the helm --set value making kruise-lanes.io/chart-e2e=opt-in the
-	// only namespace label the installed webhook selects; no namespace carries it. The chart's
+	// only namespace label the installed webhooks select (the lane validator follows the pod
+	// webhook's selector); no namespace carries it. The chart's
 	// webhook points at an in-cluster Service nothing serves here (the manager runs out of
 	// cluster), and the API server would dial its ClusterIP: keeping every namespace out of it
 	// means no test's pod creation ever waits on it.

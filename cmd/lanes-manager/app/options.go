@@ -38,6 +38,7 @@ type Options struct {
 	CertSecret         string
 	Namespace          string
 	WebhookConfigName  string
+	ValidatingConfig   string
 	WebhookDNSName     string
 	LaneHeader         string
 	Dialects           string
@@ -65,6 +66,7 @@ func NewOptions() *Options {
 		MeshRouteDrain:    trafficrouting.DefaultRouteDrain,
 		Namespace:         "lanes-system",
 		WebhookConfigName: "lanes-mutating-webhook-configuration",
+		ValidatingConfig:  "lanes-validating-webhook-configuration",
 		LaneHeader:        "x-mse-tag",
 		Dialects:          "mse,opensergo",
 		KruiseNamespace:   "kruise-rollout",
@@ -86,6 +88,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CertSecret, "cert-secret", o.CertSecret, "Secret that holds the CA and serving certificate in --cert-mode=self")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace of the manager (certificate Secret, leader election)")
 	fs.StringVar(&o.WebhookConfigName, "webhook-configuration", o.WebhookConfigName, "our MutatingWebhookConfiguration: --cert-mode=self keeps its caBundle current, and the label reconciler serves only the namespaces its namespaceSelector selects")
+	fs.StringVar(&o.ValidatingConfig, "validating-webhook-configuration", o.ValidatingConfig, "our ValidatingWebhookConfiguration, which sends TrafficRoutings and Rollouts to the lane validator: --cert-mode=self keeps its caBundle current (empty: the chart installs none)")
 	fs.StringVar(&o.WebhookDNSName, "webhook-dns-name", o.WebhookDNSName, "DNS name in the serving certificate (default: lanes-webhook.<namespace>.svc)")
 	fs.StringVar(&o.LaneHeader, "lane-header", o.LaneHeader, "default lane header whose injected value is a lane's tag")
 	fs.StringVar(&o.Dialects, "dialects", o.Dialects, "default label dialects, comma separated: "+strings.Join(trafficrouting.DialectNames(), ", "))
@@ -133,6 +136,21 @@ func (o *Options) ProviderScripts() (map[string]string, error) {
 		out[key] = string(script)
 	}
 	return out, nil
+}
+
+// LaneProviders says which provider Kruise runs for which entry, as --providers and
+// --provider-class-prefix install them, for the lane validator.
+func (o *Options) LaneProviders() trafficrouting.Providers {
+	p := trafficrouting.Providers{IngressClasses: map[string]trafficrouting.Provider{}}
+	for _, class := range strings.Split(o.Providers, ",") {
+		switch class = strings.TrimSpace(class); trafficrouting.Provider(class) {
+		case trafficrouting.ProviderMSE, trafficrouting.ProviderHigress:
+			p.IngressClasses[o.ProviderPrefix+class] = trafficrouting.Provider(class)
+		case trafficrouting.ProviderHTTPRoute:
+			p.HTTPRoute = true
+		}
+	}
+	return p
 }
 
 // customNetworkHelp lists the custom network providers as "name (key)".

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/kruise-lanes/kruise-lanes/luascripts"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
 func TestOptionsDefaultsAreValid(t *testing.T) {
@@ -147,5 +148,20 @@ func TestCacheOptionsWatchNamespaces(t *testing.T) {
 	o.WatchNamespaces = "Shop"
 	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), `--watch-namespaces: "Shop" is not a namespace name`) {
 		t.Errorf("error %v, want one naming the invalid namespace", err)
+	}
+}
+
+// The lane validator judges the classes the providers are installed under, and no other.
+func TestLaneProviders(t *testing.T) {
+	o := NewOptions()
+	o.Providers = "mse, httproute"
+	o.ProviderPrefix = "lanes-"
+	want := trafficrouting.Providers{IngressClasses: map[string]trafficrouting.Provider{"lanes-mse": trafficrouting.ProviderMSE}, HTTPRoute: true}
+	if diff := cmp.Diff(want, o.LaneProviders()); diff != "" {
+		t.Errorf("LaneProviders (-want +got):\n%s", diff)
+	}
+	o.Providers = ""
+	if diff := cmp.Diff(trafficrouting.Providers{IngressClasses: map[string]trafficrouting.Provider{}}, o.LaneProviders()); diff != "" {
+		t.Errorf("LaneProviders with none installed (-want +got):\n%s", diff)
 	}
 }

@@ -202,6 +202,10 @@ func run(ctx context.Context, o *Options) error {
 		if err := ensureCertSecret(ctx, cfg, scheme, types.NamespacedName{Namespace: o.Namespace, Name: o.CertSecret}); err != nil {
 			return err
 		}
+		webhooks := []rotator.WebhookInfo{{Name: o.WebhookConfigName, Type: rotator.Mutating}}
+		if o.ValidatingConfig != "" {
+			webhooks = append(webhooks, rotator.WebhookInfo{Name: o.ValidatingConfig, Type: rotator.Validating})
+		}
 		if err := rotator.AddRotator(mgr, &rotator.CertRotator{
 			SecretKey:      types.NamespacedName{Namespace: o.Namespace, Name: o.CertSecret},
 			CertDir:        o.CertDir,
@@ -209,7 +213,7 @@ func run(ctx context.Context, o *Options) error {
 			CAOrganization: "kruise-lanes",
 			DNSName:        o.DNSName(),
 			IsReady:        certsReady,
-			Webhooks:       []rotator.WebhookInfo{{Name: o.WebhookConfigName, Type: rotator.Mutating}},
+			Webhooks:       webhooks,
 		}); err != nil {
 			return fmt.Errorf("set up certificate rotation: %w", err)
 		}
@@ -221,11 +225,13 @@ func run(ctx context.Context, o *Options) error {
 		Recorder: mgr.GetEventRecorderFor("lanes-webhook"),
 		Observer: m,
 	}
+	validator := webhook.NewLaneValidator(mgr.GetCache(), scheme, defaults, o.LaneProviders())
 	// The webhook server starts only once its certificate exists; until then /readyz fails.
 	// Every replica registers it, the followers too: they serve admissions while one leads.
 	registration := &webhookRegistration{certsReady: certsReady, started: make(chan struct{}), register: func() {
 		mgr.GetWebhookServer().Register(webhook.Path, &admission.Webhook{Handler: labeler})
-		log.Info("webhook registered", "path", webhook.Path)
+		mgr.GetWebhookServer().Register(webhook.LanePath, &admission.Webhook{Handler: validator})
+		log.Info("webhooks registered", "paths", []string{webhook.Path, webhook.LanePath})
 	}}
 	webhookStarted := registration.started
 	if err := mgr.Add(registration); err != nil {

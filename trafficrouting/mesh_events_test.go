@@ -183,6 +183,14 @@ func TestMeshObjectEventsServices(t *testing.T) {
 	if diff := cmp.Diff([]meshRequest{hopRequest("a")}, drain(q)); diff != "" {
 		t.Errorf("a member Service's new port (-want +got):\n%s", diff)
 	}
+	// A lane pod is selected by a's lane Service too, which is never a hop: only a's hop.
+	pod := &corev1.Pod{}
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: "a-canary"}, pod); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]meshRequest{hopRequest("a")}, r.hopsOf(t.Context(), pod)); diff != "" {
+		t.Errorf("hops of a's lane pod (-want +got):\n%s", diff)
+	}
 	// Someone's Service named like a's base Service stands in a's way.
 	h.Create(t.Context(), event.TypedCreateEvent[client.Object]{Object: &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "a-base"}}}, q)
 	if diff := cmp.Diff([]meshRequest{hopRequest("a"), hopRequest("a-base")}, drain(q)); diff != "" {

@@ -30,14 +30,14 @@ type laneRouting struct {
 }
 
 // hop gathers the hop of one Service of a routing lane; false when the Service is not a hop of
-// the lane now: gone, without a selector, selecting no pod template of a Routable member, or in
+// the lane now: gone, written by Kruise Lanes (a lane or base Service), without a selector, selecting no pod template of a Routable member, or in
 // the way of an object Kruise Lanes did not write for the lane (a Warning Event says which).
 func (r *MeshRouteReconciler) hop(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, routing laneRouting, service string) (Hop, bool, error) {
 	svc := &corev1.Service{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: service}, svc); err != nil {
 		return Hop{}, false, ignoreNotFound(err, "service", tr.Namespace, service)
 	}
-	if len(svc.Spec.Selector) == 0 {
+	if _, _, written := hopOfObject(svc); written || len(svc.Spec.Selector) == 0 {
 		return Hop{}, false, nil
 	}
 	member, err := r.selectsMember(ctx, tr, svc.Spec.Selector)
@@ -198,7 +198,7 @@ func (r *MeshRouteReconciler) laneServices(ctx context.Context, tr *rolloutsv1al
 }
 
 // servicesSelecting are the names of the Services in the namespace whose selector selects the
-// labels, sorted.
+// labels, sorted; not the lane and base Services Kruise Lanes wrote, which are never a hop.
 func (r *MeshRouteReconciler) servicesSelecting(ctx context.Context, namespace string, labels map[string]string) ([]string, error) {
 	var out []string
 	for k, v := range labels {
@@ -207,7 +207,7 @@ func (r *MeshRouteReconciler) servicesSelecting(ctx context.Context, namespace s
 			return nil, fmt.Errorf("list services in %s: %w", namespace, err)
 		}
 		for i := range list.Items {
-			if ServiceSelects(list.Items[i].Spec.Selector, labels) {
+			if _, _, written := hopOfObject(&list.Items[i]); !written && ServiceSelects(list.Items[i].Spec.Selector, labels) {
 				out = append(out, list.Items[i].Name)
 			}
 		}

@@ -149,7 +149,11 @@ func mapPatch(path string, current map[string]string, change map[string]*string)
 	return ops
 }
 
-// escapePointer escapes a map key as one JSON Pointer reference token (RFC 6901).
+// escapePointer escapes a map key as one JSON Pointer reference token (RFC 6901): "~" first, so
+// that the "~" of an escaped "/" is not escaped again. Most keys need neither, and cost nothing.
 func escapePointer(key string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
+	if !strings.ContainsAny(key, "~/") {
+		return key
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
 }

@@ -89,7 +89,8 @@ func ResolveWithEntry(ctx context.Context, r client.Reader, tr *rolloutsv1alpha1
 	}
 	name := tr.Spec.ObjectRef[0].Ingress.Name
 	ing := EntryIngressObject()
-	if err := r.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, ing); err != nil {
+	// Only the annotations are read, never written: no copy is needed (see Resolver).
+	if err := r.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, ing, client.UnsafeDisableDeepCopy); err != nil {
 		if apierrors.IsNotFound(err) {
 			return lane, nil
 		}

@@ -33,6 +33,15 @@ func IndexRolloutWorkload(obj client.Object) []string {
 func workloadKey(kind, name string) string { return kind + "/" + name }
 
 // Resolver answers, from a cache, which lane a pod belongs to and in which role.
+//
+// It reads without deep copies (client.UnsafeDisableDeepCopy, per call: other readers of the same
+// cache still get their own copies). What a read returns is then a shallow copy of the cached
+// object, sharing its maps and slices with the informer, which must never be written. Audited
+// (keep it so): Decide and the functions it calls read names, owner references, labels,
+// annotations, selectors, revisions, phases and the TrafficRouting's strategy, and build every
+// result (Workload, Lane, labels, errors) from new values; none writes to an object it read. The
+// one read object it hands out, Decision.Rollout, its callers only name in Events and log lines.
+// A reader that ignores the option (a live client, the fake client) copies as usual.
 type Resolver struct {
 	// Reader is the informer cache (or any client.Reader with RolloutWorkloadIndex). It is also
 	// asked for the metadata of lanes' stable Ingresses (ResolveWithEntry).
@@ -45,7 +54,8 @@ type Resolver struct {
 
 // Decision is what a pod should carry.
 type Decision struct {
-	// Rollout is the lane member releasing the pod's workload; nil if there is none.
+	// Rollout is the lane member releasing the pod's workload; nil if there is none. It shares
+	// its maps and slices with the cache (see Resolver): read it, never write to it.
 	Rollout *rolloutsv1beta1.Rollout
 	// Lane is the member's resolved lane; nil when the pod is in no lane or the lane is broken.
 	Lane *Lane
@@ -77,7 +87,7 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 		return d, nil
 	}
 	tr := &rolloutsv1alpha1.TrafficRouting{}
-	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: laneName}, tr); err != nil {
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: laneName}, tr, client.UnsafeDisableDeepCopy); err != nil {
 		if apierrors.IsNotFound(err) {
 			d.Problem = fmt.Errorf("rollout %s joins %w: trafficrouting %s/%s does not exist", rollout.Name, ErrLaneNotFound, pod.Namespace, laneName)
 			return d, nil
@@ -144,7 +154,7 @@ func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name 
 		return "", "", Workload{}, nil
 	}
 	obj := k.New()
-	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, obj); err != nil {
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, obj, client.UnsafeDisableDeepCopy); err != nil {
 		return "", "", Workload{}, ignoreNotFound(err, strings.ToLower(k.Kind()), pod.Namespace, owner.Name)
 	}
 	update, current := k.Revisions(obj)
@@ -160,7 +170,7 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 	// named <deployment>-<pod-template-hash>, which names the Deployment without an API call.
 	deployName := ""
 	rs := &appsv1.ReplicaSet{}
-	err = r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs)
+	err = r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs, client.UnsafeDisableDeepCopy)
 	switch {
 	case err == nil:
 		if owner := metav1.GetControllerOf(rs); owner != nil && owner.Kind == "Deployment" {
@@ -180,7 +190,7 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 		return "", "", Workload{}, nil
 	}
 	deploy := &appsv1.Deployment{}
-	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: deployName}, deploy); err != nil {
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: deployName}, deploy, client.UnsafeDisableDeepCopy); err != nil {
 		return "", "", Workload{}, ignoreNotFound(err, "deployment", pod.Namespace, deployName)
 	}
 	keys := selectorKeys(deploy.Spec.Selector)
@@ -192,7 +202,7 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 
 func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string) (*rolloutsv1beta1.Rollout, error) {
 	list := &rolloutsv1beta1.RolloutList{}
-	if err := r.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{RolloutWorkloadIndex: workloadKey(kind, name)}); err != nil {
+	if err := r.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{RolloutWorkloadIndex: workloadKey(kind, name)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list rollouts of %s %s/%s: %w", kind, namespace, name, err)
 	}
 	for i := range list.Items {

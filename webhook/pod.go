@@ -6,7 +6,6 @@ package webhook
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -15,11 +14,9 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	sigsjson "sigs.k8s.io/json"
 
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
@@ -60,15 +57,15 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	if req.Operation != admissionv1.Create || req.Kind.Kind != "Pod" {
 		return admission.Allowed("not a pod creation")
 	}
-	// The decision reads only the pod's metadata (labels, annotations, owner): decoding just that
-	// skips the containers, volumes and status a whole-Pod decode would build. Field names are
-	// matched case-sensitively, as the API server's own decoder does.
-	meta := &metav1.PartialObjectMetadata{}
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, meta); err != nil {
+	// The decision reads only the pod's metadata (labels, annotations, owner): decodePodMetadata
+	// decodes just that, with field names matched case-sensitively as the API server's own
+	// decoder does, and only checks that the containers, volumes and status are JSON.
+	meta, err := decodePodMetadata(req.Object.Raw)
+	if err != nil {
 		h.Observer.Admission(OutcomeError)
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod metadata: %w", err))
+		return admission.Errored(http.StatusBadRequest, err)
 	}
-	pod := &corev1.Pod{ObjectMeta: meta.ObjectMeta}
+	pod := &corev1.Pod{ObjectMeta: meta}
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
 	}

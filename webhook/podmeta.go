@@ -1,0 +1,288 @@
+package webhook
+
+import (
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	sigsjson "sigs.k8s.io/json"
+)
+
+// decodePodMetadata decodes the metadata of a pod sent for admission with exactly the result
+// (value and error) of decoding the whole pod into a metav1.PartialObjectMetadata with
+// sigs.k8s.io/json's case-sensitive decoder, as the API server's own decoder reads field names.
+//
+// The decision reads only the pod's metadata. Rather than decoding the whole pod (its containers,
+// volumes and status are skipped, but still scanned by the decoder's slower state machine, twice:
+// once to validate, once to skip), it walks the top-level object once with metadataSpans, which
+// only checks that the rest is JSON, and decodes only the value of each top-level "metadata" key,
+// in order, into one ObjectMeta (as the whole-object decoder does with a duplicate key). Whatever
+// that walk is not sure of — an escaped top-level key (which might spell "metadata"), apiVersion
+// or kind holding something other than a string or null (a decode error), nesting deeper than
+// maxScanDepth, anything that is not JSON — and any error decoding a metadata value fall back to
+// the whole-object decode, which then gives the result, error message included.
+func decodePodMetadata(raw []byte) (metav1.ObjectMeta, error) {
+	if spans, ok := metadataSpans(raw); ok {
+		var meta metav1.ObjectMeta
+		fast := true
+		for _, s := range spans {
+			if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw[s.start:s.end], &meta); err != nil {
+				fast = false
+				break
+			}
+		}
+		if fast {
+			return meta, nil
+		}
+	}
+	whole := &metav1.PartialObjectMetadata{}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, whole); err != nil {
+		return metav1.ObjectMeta{}, fmt.Errorf("decode pod metadata: %w", err)
+	}
+	return whole.ObjectMeta, nil
+}
+
+// span is a value's bytes in the raw pod, [start, end).
+type span struct{ start, end int }
+
+// maxScanDepth bounds metadataSpans' recursion; deeper input goes to the whole-object decoder,
+// which has its own limit.
+const maxScanDepth = 512
+
+// metadataSpans walks raw, which must be one JSON object and nothing else, and returns the spans
+// of the values of its top-level "metadata" keys, in order. ok is false where the walk cannot
+// vouch that decoding only those spans gives the whole-object decode's result (see
+// decodePodMetadata); a false ok never means more than "decode the whole object".
+func metadataSpans(raw []byte) (spans []span, ok bool) {
+	s := scanner{raw: raw}
+	s.skipSpace()
+	if !s.consume('{') {
+		return nil, false
+	}
+	s.skipSpace()
+	if s.consume('}') {
+		return nil, s.atEnd()
+	}
+	for {
+		s.skipSpace()
+		keyStart := s.pos
+		if !s.consume('"') || !s.str() {
+			return nil, false
+		}
+		key := raw[keyStart+1 : s.pos-1]
+		s.skipSpace()
+		if !s.consume(':') {
+			return nil, false
+		}
+		s.skipSpace()
+		start := s.pos
+		if !s.value(1) {
+			return nil, false
+		}
+		switch string(key) {
+		case "metadata":
+			spans = append(spans, span{start, s.pos})
+		case "apiVersion", "kind":
+			// TypeMeta's string fields: anything but a string or null is a decode error.
+			if raw[start] != '"' && raw[start] != 'n' {
+				return nil, false
+			}
+		default:
+			for _, c := range key {
+				if c == '\\' {
+					return nil, false // an escaped key may spell one of the above
+				}
+			}
+		}
+		s.skipSpace()
+		if s.consume(',') {
+			continue
+		}
+		if !s.consume('}') {
+			return nil, false
+		}
+		return spans, s.atEnd()
+	}
+}
+
+// scanner checks JSON (RFC 8259, as encoding/json accepts it: any bytes of 0x20 and above in
+// strings) without building anything. Each method reports false where raw is not JSON, or where
+// it would rather not say.
+type scanner struct {
+	raw []byte
+	pos int
+}
+
+func (s *scanner) atEnd() bool {
+	s.skipSpace()
+	return s.pos == len(s.raw)
+}
+
+func (s *scanner) skipSpace() {
+	for s.pos < len(s.raw) {
+		switch s.raw[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) consume(c byte) bool {
+	if s.pos < len(s.raw) && s.raw[s.pos] == c {
+		s.pos++
+		return true
+	}
+	return false
+}
+
+// value scans one JSON value at depth (1 for a top-level member's value).
+func (s *scanner) value(depth int) bool {
+	if s.pos >= len(s.raw) || depth > maxScanDepth {
+		return false
+	}
+	switch c := s.raw[s.pos]; {
+	case c == '"':
+		s.pos++
+		return s.str()
+	case c == '{':
+		s.pos++
+		return s.object(depth)
+	case c == '[':
+		s.pos++
+		return s.array(depth)
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.number()
+	}
+	return false
+}
+
+// object scans the rest of an object whose "{" has been consumed.
+func (s *scanner) object(depth int) bool {
+	s.skipSpace()
+	if s.consume('}') {
+		return true
+	}
+	for {
+		s.skipSpace()
+		if !s.consume('"') || !s.str() {
+			return false
+		}
+		s.skipSpace()
+		if !s.consume(':') {
+			return false
+		}
+		s.skipSpace()
+		if !s.value(depth + 1) {
+			return false
+		}
+		s.skipSpace()
+		if s.consume(',') {
+			continue
+		}
+		return s.consume('}')
+	}
+}
+
+// array scans the rest of an array whose "[" has been consumed.
+func (s *scanner) array(depth int) bool {
+	s.skipSpace()
+	if s.consume(']') {
+		return true
+	}
+	for {
+		s.skipSpace()
+		if !s.value(depth + 1) {
+			return false
+		}
+		s.skipSpace()
+		if s.consume(',') {
+			continue
+		}
+		return s.consume(']')
+	}
+}
+
+// str scans the rest of a string whose opening quote has been consumed, through its closing quote.
+func (s *scanner) str() bool {
+	for s.pos < len(s.raw) {
+		c := s.raw[s.pos]
+		s.pos++
+		switch {
+		case c == '"':
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			if s.pos >= len(s.raw) {
+				return false
+			}
+			e := s.raw[s.pos]
+			s.pos++
+			switch e {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if s.pos+4 > len(s.raw) {
+					return false
+				}
+				for _, h := range s.raw[s.pos : s.pos+4] {
+					if !isHex(h) {
+						return false
+					}
+				}
+				s.pos += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func (s *scanner) literal(word string) bool {
+	if len(s.raw)-s.pos < len(word) || string(s.raw[s.pos:s.pos+len(word)]) != word {
+		return false
+	}
+	s.pos += len(word)
+	return true
+}
+
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?; what follows is the caller's to check.
+func (s *scanner) number() bool {
+	s.consume('-')
+	switch {
+	case s.consume('0'):
+	case s.digits() == 0:
+		return false
+	}
+	if s.consume('.') && s.digits() == 0 {
+		return false
+	}
+	if s.consume('e') || s.consume('E') {
+		if !s.consume('+') {
+			s.consume('-')
+		}
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *scanner) digits() int {
+	start := s.pos
+	for s.pos < len(s.raw) && s.raw[s.pos] >= '0' && s.raw[s.pos] <= '9' {
+		s.pos++
+	}
+	return s.pos - start
+}

@@ -141,7 +141,7 @@ func selectorKeys(sel *metav1.LabelSelector) []string {
 
 // workloadOf returns the kind and name of the workload a Rollout would name for this pod.
 func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name string, wl Workload, err error) {
-	owner := metav1.GetControllerOf(pod)
+	owner := metav1.GetControllerOfNoCopy(pod)
 	if owner == nil {
 		return "", "", Workload{}, nil
 	}
@@ -173,7 +173,7 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 	err = r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs, client.UnsafeDisableDeepCopy)
 	switch {
 	case err == nil:
-		if owner := metav1.GetControllerOf(rs); owner != nil && owner.Kind == "Deployment" {
+		if owner := metav1.GetControllerOfNoCopy(rs); owner != nil && owner.Kind == "Deployment" {
 			deployName = owner.Name
 		}
 	case apierrors.IsNotFound(err):

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -434,12 +435,14 @@ func BenchmarkAdmission(b *testing.B) {
 }
 
 func benchAdmission(b *testing.B, bc *benchCluster) {
+	// Both log as lanes-manager does at its default level: nothing per admission.
+	discard := func(logr.Logger, *admission.Request) logr.Logger { return logr.Discard() }
 	labeler := &admission.Webhook{Handler: &PodLabeler{
 		Resolver: &trafficrouting.Resolver{Reader: bc.reader, Defaults: trafficrouting.DefaultDefaults()},
 		Recorder: &record.FakeRecorder{},
 		Observer: nopObserver{},
-	}}
-	baseline := &admission.Webhook{Handler: allowAll{}}
+	}, LogConstructor: discard}
+	baseline := &admission.Webhook{Handler: allowAll{}, LogConstructor: discard}
 	rng := rand.New(rand.NewPCG(1, 2))
 	lat := make([]time.Duration, 0, b.N)
 	base := make([]time.Duration, 0, b.N)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -53,7 +54,6 @@ var _ admission.Handler = &PodLabeler{}
 
 // Handle decides the lane labels of a new pod and patches them in.
 func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	log := logf.FromContext(ctx).WithName("lane-stamper")
 	if req.Operation != admissionv1.Create || req.Kind.Kind != "Pod" {
 		return admission.Allowed("not a pod creation")
 	}
@@ -71,7 +71,7 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	}
 	decision, err := h.Resolver.Decide(ctx, pod)
 	if err != nil {
-		log.Error(err, "cannot decide lane labels; the label reconciler will retry")
+		logOf(ctx).Error(err, "cannot decide lane labels; the label reconciler will retry")
 		h.Observer.Admission(OutcomeError)
 		return admission.Allowed("").WithWarnings("kruise-lanes: lane labels not decided at creation (" + err.Error() + "); the label reconciler will retry")
 	}
@@ -95,8 +95,16 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	h.Observer.Admission(OutcomeLabelled)
 	h.Observer.LabelsApplied(len(change.Set))
 	h.Observer.LabelsRemoved(len(change.Remove))
-	log.V(1).Info("stamping lane labels", "lane", decision.Lane.Name, "role", decision.Role, "rollout", decision.Rollout.Name, "set", change.Set, "remove", change.Remove)
+	if log := logOf(ctx).V(1); log.Enabled() {
+		log.Info("stamping lane labels", "lane", decision.Lane.Name, "role", decision.Role, "rollout", decision.Rollout.Name, "set", change.Set, "remove", change.Remove)
+	}
 	return admission.Patched("lane labels", MetadataPatch(pod.Labels, pod.Annotations, change)...)
+}
+
+// logOf is the handler's logger, named only when something is logged: most admissions log
+// nothing.
+func logOf(ctx context.Context) logr.Logger {
+	return logf.FromContext(ctx).WithName("lane-stamper")
 }
 
 // MetadataPatch is the JSON patch of a label change on an object with these labels and

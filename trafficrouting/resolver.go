@@ -50,6 +50,8 @@ type Resolver struct {
 	Defaults Defaults
 	// CloneSets is true where apps.kruise.io CloneSets are installed.
 	CloneSets bool
+
+	lanes laneMemo
 }
 
 // Decision is what a pod should carry.
@@ -94,7 +96,7 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 		}
 		return Decision{}, fmt.Errorf("get trafficrouting %s/%s: %w", pod.Namespace, laneName, err)
 	}
-	lane, err := ResolveWithEntry(ctx, r.Reader, tr, r.Defaults)
+	lane, err := r.lanes.resolve(ctx, r, tr)
 	if errors.Is(err, ErrMisconfigured) {
 		d.Problem = err
 		return d, nil

@@ -285,7 +285,8 @@ func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, scale benchScale,
 		ns := fmt.Sprintf("team-%03d", n)
 		for l := range benchLanesPerNS {
 			add(&rolloutsv1alpha1.TrafficRouting{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("lane-%d", l)},
+				// As an informer holds it: with a UID and a resourceVersion.
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("lane-%d", l), UID: types.UID(fmt.Sprintf("%s-lane-%d", ns, l)), ResourceVersion: "1"},
 				Spec: rolloutsv1alpha1.TrafficRoutingSpec{
 					ObjectRef: []rolloutsv1alpha1.TrafficRoutingRef{{Service: "entry", Ingress: &rolloutsv1alpha1.IngressTrafficRouting{ClassType: "mse", Name: "entry"}}},
 					Strategy: rolloutsv1alpha1.TrafficRoutingStrategy{

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
@@ -107,7 +107,7 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 	d.Lane = &lane
 	d.Role = RoleOf(pod.Labels, w, Releasing(rollout))
 	d.Labels = lane.DesiredLabels(d.Role)
-	if err := checkSelector(pod, kind, name, w.SelectorKeys, d.Labels); err != nil {
+	if err := checkSelector(pod, kind, name, w.Selector, d.Labels); err != nil {
 		d.Lane, d.Labels, d.Problem = nil, nil, fmt.Errorf("lane %s/%s is %w: %w", pod.Namespace, laneName, ErrMisconfigured, err)
 	}
 	return d, nil
@@ -115,30 +115,36 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 
 // checkSelector refuses to change a label the workload's selector matches on: the pod would stop
 // matching its ReplicaSet (or StatefulSet, CloneSet), which would let it go and create another.
-func checkSelector(pod *corev1.Pod, kind, name string, selectorKeys []string, desired map[string]string) error {
-	for _, k := range selectorKeys {
-		if v, ok := desired[k]; ok && pod.Labels[k] != v {
-			return fmt.Errorf("its labels would change %s on the pods of %s %s, whose selector matches on %s, so the pods would leave their workload: remove %s from the selector, or the dialect that sets it from %s",
-				k, kind, name, k, k, AnnotationDialects)
+// Of several such labels it names the first in sorted order.
+func checkSelector(pod *corev1.Pod, kind, name string, sel *metav1.LabelSelector, desired map[string]string) error {
+	var changed []string
+	for k, v := range desired {
+		if pod.Labels[k] != v && selects(sel, k) {
+			changed = append(changed, k)
 		}
 	}
-	return nil
-}
-
-// selectorKeys lists the label keys a selector matches on.
-func selectorKeys(sel *metav1.LabelSelector) []string {
-	if sel == nil {
+	if len(changed) == 0 {
 		return nil
 	}
-	var keys []string
-	for k := range sel.MatchLabels {
-		keys = append(keys, k)
+	k := slices.Min(changed)
+	return fmt.Errorf("its labels would change %s on the pods of %s %s, whose selector matches on %s, so the pods would leave their workload: remove %s from the selector, or the dialect that sets it from %s",
+		k, kind, name, k, k, AnnotationDialects)
+}
+
+// selects reports whether a selector matches on the label key.
+func selects(sel *metav1.LabelSelector, key string) bool {
+	if sel == nil {
+		return false
+	}
+	if _, ok := sel.MatchLabels[key]; ok {
+		return true
 	}
 	for _, e := range sel.MatchExpressions {
-		keys = append(keys, e.Key)
+		if e.Key == key {
+			return true
+		}
 	}
-	sort.Strings(keys)
-	return keys
+	return false
 }
 
 // workloadOf returns the kind and name of the workload a Rollout would name for this pod.
@@ -164,7 +170,7 @@ func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name 
 	if err != nil {
 		sel = nil // a selector that does not decode protects no label
 	}
-	return k.Kind(), obj.GetName(), Workload{Kind: k.Kind(), UpdateRevision: update, CurrentRevision: current, SelectorKeys: selectorKeys(sel)}, nil
+	return k.Kind(), obj.GetName(), Workload{Kind: k.Kind(), UpdateRevision: update, CurrentRevision: current, Selector: sel}, nil
 }
 
 func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName string) (kind, name string, wl Workload, err error) {
@@ -195,11 +201,10 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: deployName}, deploy, client.UnsafeDisableDeepCopy); err != nil {
 		return "", "", Workload{}, ignoreNotFound(err, "deployment", pod.Namespace, deployName)
 	}
-	keys := selectorKeys(deploy.Spec.Selector)
 	if stable := deploy.Labels[CanaryDeploymentLabel]; stable != "" {
-		return "Deployment", stable, Workload{Kind: "Deployment", ExtraCanary: true, SelectorKeys: keys}, nil
+		return "Deployment", stable, Workload{Kind: "Deployment", ExtraCanary: true, Selector: deploy.Spec.Selector}, nil
 	}
-	return "Deployment", deploy.Name, Workload{Kind: "Deployment", StableRevision: deploy.Labels[StableRevisionLabel], SelectorKeys: keys}, nil
+	return "Deployment", deploy.Name, Workload{Kind: "Deployment", StableRevision: deploy.Labels[StableRevisionLabel], Selector: deploy.Spec.Selector}, nil
 }
 
 func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string) (*rolloutsv1beta1.Rollout, error) {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -387,9 +387,21 @@ func (allowAll) Handle(context.Context, admission.Request) admission.Response {
 	return admission.Allowed("")
 }
 
+// benchWebhook serves h as lanes-manager does, logging as it does at its default level: the
+// webhook's per-request logger is built (with the request's values) and logs nothing.
+func benchWebhook(b *testing.B, h admission.Handler) http.Handler {
+	b.Helper()
+	quiet := funcr.New(func(string, string) {}, funcr.Options{Verbosity: 0})
+	wh, err := admission.StandaloneWebhook(&admission.Webhook{Handler: h}, admission.StandaloneOptions{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return wh
+}
+
 // serve posts one AdmissionReview to a webhook the way the API server does and returns how long
 // the server took, checking the response.
-func serve(b *testing.B, wh *admission.Webhook, body []byte, wantPatch bool) time.Duration {
+func serve(b *testing.B, wh http.Handler, body []byte, wantPatch bool) time.Duration {
 	req := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
@@ -436,14 +448,12 @@ func BenchmarkAdmission(b *testing.B) {
 }
 
 func benchAdmission(b *testing.B, bc *benchCluster) {
-	// Both log as lanes-manager does at its default level: nothing per admission.
-	discard := func(logr.Logger, *admission.Request) logr.Logger { return logr.Discard() }
-	labeler := &admission.Webhook{Handler: &PodLabeler{
+	labeler := benchWebhook(b, &PodLabeler{
 		Resolver: &trafficrouting.Resolver{Reader: bc.reader, Defaults: trafficrouting.DefaultDefaults()},
 		Recorder: &record.FakeRecorder{},
 		Observer: nopObserver{},
-	}, LogConstructor: discard}
-	baseline := &admission.Webhook{Handler: allowAll{}, LogConstructor: discard}
+	})
+	baseline := benchWebhook(b, allowAll{})
 	rng := rand.New(rand.NewPCG(1, 2))
 	lat := make([]time.Duration, 0, b.N)
 	base := make([]time.Duration, 0, b.N)

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -71,7 +70,7 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	}
 	decision, err := h.Resolver.Decide(ctx, pod)
 	if err != nil {
-		logOf(ctx).Error(err, "cannot decide lane labels; the label reconciler will retry")
+		logf.FromContext(ctx).WithName("lane-stamper").Error(err, "cannot decide lane labels; the label reconciler will retry")
 		h.Observer.Admission(OutcomeError)
 		return admission.Allowed("").WithWarnings("kruise-lanes: lane labels not decided at creation (" + err.Error() + "); the label reconciler will retry")
 	}
@@ -95,16 +94,10 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	h.Observer.Admission(OutcomeLabelled)
 	h.Observer.LabelsApplied(len(change.Set))
 	h.Observer.LabelsRemoved(len(change.Remove))
-	if log := logOf(ctx).V(1); log.Enabled() {
-		log.Info("stamping lane labels", "lane", decision.Lane.Name, "role", decision.Role, "rollout", decision.Rollout.Name, "set", change.Set, "remove", change.Remove)
+	if log := logf.FromContext(ctx).V(1); log.Enabled() {
+		log.WithName("lane-stamper").Info("stamping lane labels", "lane", decision.Lane.Name, "role", decision.Role, "rollout", decision.Rollout.Name, "set", change.Set, "remove", change.Remove)
 	}
 	return admission.Patched("lane labels", MetadataPatch(pod.Labels, pod.Annotations, change)...)
-}
-
-// logOf is the handler's logger, named only when something is logged: most admissions log
-// nothing.
-func logOf(ctx context.Context) logr.Logger {
-	return logf.FromContext(ctx).WithName("lane-stamper")
 }
 
 // MetadataPatch is the JSON patch of a label change on an object with these labels and

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	sigsjson "sigs.k8s.io/json"
 )
 
@@ -15,13 +17,19 @@ import (
 // volumes and status are skipped, but still scanned by the decoder's slower state machine, twice:
 // once to validate, once to skip), it walks the top-level object once with metadataSpans, which
 // only checks that the rest is JSON, and decodes only the value of each top-level "metadata" key,
-// in order, into one ObjectMeta (as the whole-object decoder does with a duplicate key). Whatever
+// in order, into one ObjectMeta (as the whole-object decoder does with a duplicate key); a single
+// plain metadata object (plainMetadata) is read without reflection at all. Whatever
 // that walk is not sure of — an escaped top-level key (which might spell "metadata"), apiVersion
 // or kind holding something other than a string or null (a decode error), nesting deeper than
 // maxScanDepth, anything that is not JSON — and any error decoding a metadata value fall back to
 // the whole-object decode, which then gives the result, error message included.
 func decodePodMetadata(raw []byte) (metav1.ObjectMeta, error) {
 	if spans, ok := metadataSpans(raw); ok {
+		if len(spans) == 1 {
+			if meta, ok := plainMetadata(raw[spans[0].start:spans[0].end]); ok {
+				return meta, nil
+			}
+		}
 		var meta metav1.ObjectMeta
 		fast := true
 		for _, s := range spans {
@@ -285,4 +293,204 @@ func (s *scanner) digits() int {
 		s.pos++
 	}
 	return s.pos - start
+}
+
+// plainMetadata reads the metadata object a controller creates pods with — names, labels,
+// annotations and owner references, in strings of printable ASCII without escapes — without the
+// reflection of sigs.k8s.io/json, into what that decoder would give. raw is one JSON value that
+// metadataSpans has checked. Anything else (another ObjectMeta field, an escape, a non-ASCII byte,
+// a null where a string goes, a duplicate key) and it answers false, for the decoder to read it.
+func plainMetadata(raw []byte) (metav1.ObjectMeta, bool) {
+	var meta metav1.ObjectMeta
+	s := scanner{raw: raw}
+	if !s.consume('{') {
+		return meta, false // null: the decoder's
+	}
+	seen := map[string]bool{}
+	ok := s.members(func(key string) bool {
+		if seen[key] {
+			return false
+		}
+		seen[key] = true
+		switch key {
+		case "name":
+			return s.plainString(&meta.Name)
+		case "generateName":
+			return s.plainString(&meta.GenerateName)
+		case "namespace":
+			return s.plainString(&meta.Namespace)
+		case "uid":
+			var uid string
+			ok := s.plainString(&uid)
+			meta.UID = types.UID(uid)
+			return ok
+		case "resourceVersion":
+			return s.plainString(&meta.ResourceVersion)
+		case "labels":
+			return s.plainMap(&meta.Labels)
+		case "annotations":
+			return s.plainMap(&meta.Annotations)
+		case "ownerReferences":
+			return s.plainOwners(&meta.OwnerReferences)
+		case "creationTimestamp":
+			return s.literal("null") // what a pod not yet created says; a time is the decoder's
+		case "selfLink", "generation", "deletionTimestamp", "deletionGracePeriodSeconds", "finalizers", "managedFields":
+			return false
+		}
+		return s.value(2) // a field ObjectMeta does not have: skipped, as the decoder skips it
+	})
+	return meta, ok && s.pos == len(raw)
+}
+
+// members scans the members of an object whose "{" has been consumed, handing each plain key to
+// member, which must scan the value. False as soon as member is, or a key is not plain.
+func (s *scanner) members(member func(key string) bool) bool {
+	s.skipSpace()
+	if s.consume('}') {
+		return true
+	}
+	for {
+		s.skipSpace()
+		var key string
+		if !s.plainString(&key) || key == "" {
+			return false
+		}
+		s.skipSpace()
+		if !s.consume(':') {
+			return false
+		}
+		s.skipSpace()
+		if !member(key) {
+			return false
+		}
+		s.skipSpace()
+		if s.consume(',') {
+			continue
+		}
+		return s.consume('}')
+	}
+}
+
+// plainString reads a string of printable ASCII without escapes into out; false for anything
+// else (null included: the decoder would leave out as it is, which is not worth a rule here).
+func (s *scanner) plainString(out *string) bool {
+	if !s.consume('"') {
+		return false
+	}
+	start := s.pos
+	for s.pos < len(s.raw) {
+		c := s.raw[s.pos]
+		switch {
+		case c == '"':
+			*out = string(s.raw[start:s.pos])
+			s.pos++
+			return true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return false
+		}
+		s.pos++
+	}
+	return false
+}
+
+// plainMap reads an object of plain strings (a new map, even when empty) or null (nil).
+func (s *scanner) plainMap(out *map[string]string) bool {
+	if s.literal("null") {
+		*out = nil
+		return true
+	}
+	if !s.consume('{') {
+		return false
+	}
+	m := map[string]string{}
+	ok := s.members(func(key string) bool {
+		var v string
+		if !s.plainString(&v) {
+			return false
+		}
+		m[key] = v // a repeated key: the last value, as the decoder keeps it
+		return true
+	})
+	*out = m
+	return ok
+}
+
+// plainOwners reads an array of plain owner references (a new slice, even when empty) or null.
+func (s *scanner) plainOwners(out *[]metav1.OwnerReference) bool {
+	if s.literal("null") {
+		*out = nil
+		return true
+	}
+	if !s.consume('[') {
+		return false
+	}
+	refs := []metav1.OwnerReference{}
+	s.skipSpace()
+	if !s.consume(']') {
+		for {
+			s.skipSpace()
+			var ref metav1.OwnerReference
+			if !s.plainOwner(&ref) {
+				return false
+			}
+			refs = append(refs, ref)
+			s.skipSpace()
+			if s.consume(',') {
+				continue
+			}
+			if !s.consume(']') {
+				return false
+			}
+			break
+		}
+	}
+	*out = refs
+	return true
+}
+
+func (s *scanner) plainOwner(ref *metav1.OwnerReference) bool {
+	if !s.consume('{') {
+		return false
+	}
+	var seen [6]bool
+	once := func(i int) bool {
+		if seen[i] {
+			return false
+		}
+		seen[i] = true
+		return true
+	}
+	return s.members(func(key string) bool {
+		switch key {
+		case "apiVersion":
+			return once(0) && s.plainString(&ref.APIVersion)
+		case "kind":
+			return once(1) && s.plainString(&ref.Kind)
+		case "name":
+			return once(2) && s.plainString(&ref.Name)
+		case "uid":
+			var uid string
+			ok := once(3) && s.plainString(&uid)
+			ref.UID = types.UID(uid)
+			return ok
+		case "controller":
+			return once(4) && s.plainBool(&ref.Controller)
+		case "blockOwnerDeletion":
+			return once(5) && s.plainBool(&ref.BlockOwnerDeletion)
+		}
+		return s.value(4)
+	})
+}
+
+// plainBool reads true or false into a new *bool; false for anything else (null included).
+func (s *scanner) plainBool(out **bool) bool {
+	switch {
+	case s.literal("true"):
+		*out = ptr.To(true)
+	case s.literal("false"):
+		*out = ptr.To(false)
+	default:
+		return false
+	}
+	return true
 }

@@ -99,3 +99,39 @@ func TestDecodePodMetadataEqualsTheWholePodDecode(t *testing.T) {
 		})
 	}
 }
+
+func TestPlainMetadataOnlyWherePlain(t *testing.T) {
+	owner := `{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"a-new","uid":"u","controller":true,"blockOwnerDeletion":false}`
+	for name, tc := range map[string]struct {
+		metadata string
+		plain    bool
+	}{
+		"as a ReplicaSet creates pods": {`{"generateName":"a-new-","namespace":"shop","labels":{"app":"a","pod-template-hash":"new"},"annotations":{"team":"shop"},"ownerReferences":[` + owner + `]}`, true},
+		"empty maps and owners":        {`{"labels":{},"annotations":{},"ownerReferences":[]}`, true},
+		"null maps and owners":         {`{"labels":null,"annotations":null,"ownerReferences":null,"creationTimestamp":null}`, true},
+		"several owners, fields unknown to ObjectMeta and OwnerReference": {`{"future":{"x":[1,{"y":null}]},"ownerReferences":[` + owner + `,{"kind":"X","future":true,"controller":false}]}`, true},
+		"a repeated label keeps the last value":                           {`{"labels":{"a":"1","a":"2"}}`, true},
+		"uid and resourceVersion":                                         {`{"uid":"0-1","resourceVersion":"7","name":"p"}`, true},
+		"nothing":                                                         {`{}`, true},
+		"null":                                                            {`null`, false},
+		"a repeated field":                                                {`{"labels":{"a":"1"},"labels":{"b":"2"}}`, false},
+		"a repeated owner field":                                          {`{"ownerReferences":[{"name":"a","name":"b"}]}`, false},
+		"an escape in a value":                                            {`{"annotations":{"last-applied":"{\"a\":1}"}}`, false},
+		"an escape in a key":                                              {`{"l\u0061bels":{"a":"1"}}`, false},
+		"non-ASCII":                                                       {`{"labels":{"a":"é"}}`, false},
+		"a null label":                                                    {`{"labels":{"a":null}}`, false},
+		"a null name":                                                     {`{"name":null}`, false},
+		"a null controller":                                               {`{"ownerReferences":[{"controller":null}]}`, false},
+		"a creation time":                                                 {`{"creationTimestamp":"2024-01-01T00:00:00Z"}`, false},
+		"finalizers":                                                      {`{"finalizers":["a"]}`, false},
+		"a label that is a number":                                        {`{"labels":{"a":1}}`, false},
+		"an owner that is not an object":                                  {`{"ownerReferences":["a"]}`, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, plain := plainMetadata([]byte(tc.metadata)); plain != tc.plain {
+				t.Errorf("read plainly %v, want %v", plain, tc.plain)
+			}
+			checkSameMetadata(t, []byte(`{"apiVersion":"v1","kind":"Pod","metadata":`+tc.metadata+`,"spec":{}}`))
+		})
+	}
+}

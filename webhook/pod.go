@@ -6,6 +6,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -59,7 +60,12 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	// The decision reads only the pod's metadata (labels, annotations, owner): decodePodMetadata
 	// decodes just that, with field names matched case-sensitively as the API server's own
 	// decoder does, and only checks that the containers, volumes and status are JSON.
-	meta, err := decodePodMetadata(req.Object.Raw)
+	meta, members, err := decodePodMetadata(req.Object.Raw)
+	if err == nil && members > 1 {
+		// The API server sends the object it serialised, with one metadata; a JSON patch of
+		// /metadata/labels would apply to another view of this one than the decoder's merge.
+		err = fmt.Errorf("decode pod metadata: the pod has %d metadata members, so which labels it has is ambiguous", members)
+	}
 	if err != nil {
 		h.Observer.Admission(OutcomeError)
 		return admission.Errored(http.StatusBadRequest, err)

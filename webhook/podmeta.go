@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,14 +25,16 @@ import (
 // or kind holding something other than a string or null (a decode error), nesting deeper than
 // maxScanDepth, anything that is not JSON — and any error decoding a metadata value fall back to
 // the whole-object decode, which then gives the result, error message included.
-func decodePodMetadata(raw []byte) (metav1.ObjectMeta, error) {
+//
+// members is how many top-level "metadata" members the pod has (when it decodes): more than one,
+// and the decoder's merge of them is not what a JSON patch of "/metadata/..." applies to.
+func decodePodMetadata(raw []byte) (meta metav1.ObjectMeta, members int, err error) {
 	if spans, ok := metadataSpans(raw); ok {
 		if len(spans) == 1 {
 			if meta, ok := plainMetadata(raw[spans[0].start:spans[0].end]); ok {
-				return meta, nil
+				return meta, 1, nil
 			}
 		}
-		var meta metav1.ObjectMeta
 		fast := true
 		for _, s := range spans {
 			if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw[s.start:s.end], &meta); err != nil {
@@ -39,14 +43,39 @@ func decodePodMetadata(raw []byte) (metav1.ObjectMeta, error) {
 			}
 		}
 		if fast {
-			return meta, nil
+			return meta, len(spans), nil
 		}
 	}
 	whole := &metav1.PartialObjectMetadata{}
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, whole); err != nil {
-		return metav1.ObjectMeta{}, fmt.Errorf("decode pod metadata: %w", err)
+		return metav1.ObjectMeta{}, 0, fmt.Errorf("decode pod metadata: %w", err)
 	}
-	return whole.ObjectMeta, nil
+	return whole.ObjectMeta, metadataMembers(raw), nil
+}
+
+// metadataMembers counts the top-level "metadata" members of raw, a JSON object that decodes,
+// keys unescaped as the decoder unescapes them. Only the rare inputs metadataSpans leaves to the
+// decoder come here.
+func metadataMembers(raw []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return 0
+	}
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return n
+		}
+		if tok == "metadata" {
+			n++
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return n
+		}
+	}
+	return n
 }
 
 // span is a value's bytes in the raw pod, [start, end).

@@ -23,8 +23,13 @@ func decodeWholePod(raw []byte) (metav1.ObjectMeta, error) {
 // checkSameMetadata fails unless decodePodMetadata gives decodeWholePod's metadata and error.
 func checkSameMetadata(t *testing.T, raw []byte) (metav1.ObjectMeta, error) {
 	t.Helper()
-	got, gotErr := decodePodMetadata(raw)
+	got, members, gotErr := decodePodMetadata(raw)
 	want, wantErr := decodeWholePod(raw)
+	if wantErr == nil {
+		if want := metadataMembers(raw); members != want {
+			t.Errorf("%d metadata members, counted %d", members, want)
+		}
+	}
 	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
 		t.Errorf("error %v, the whole-pod decode's %v", gotErr, wantErr)
 	}
@@ -133,5 +138,31 @@ func TestPlainMetadataOnlyWherePlain(t *testing.T) {
 			}
 			checkSameMetadata(t, []byte(`{"apiVersion":"v1","kind":"Pod","metadata":`+tc.metadata+`,"spec":{}}`))
 		})
+	}
+}
+
+func TestTwoMetadataMembersAreRefused(t *testing.T) {
+	canary := `{"labels":{"pod-template-hash":"new"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"a-new","uid":"u","controller":true}]}`
+	for name, raw := range map[string]string{
+		"repeated":               `{"metadata":` + canary + `,"metadata":null}`,
+		"spelled with an escape": `{"metadata":` + canary + `,"metad\u0061ta":{}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, obs, _ := handler(t, fixture("gray"))
+			resp := h.Handle(t.Context(), admissionOf([]byte(raw), false))
+			if resp.Allowed || len(resp.Patches) != 0 || resp.Result == nil || resp.Result.Code != 400 ||
+				!strings.Contains(resp.Result.Message, "2 metadata members") {
+				t.Errorf("allowed %v, patches %+v, result %+v: want a bad request naming the two metadata members", resp.Allowed, resp.Patches, resp.Result)
+			}
+			if obs.outcomes[OutcomeError] != 1 {
+				t.Errorf("outcomes %v, want one error", obs.outcomes)
+			}
+		})
+	}
+	// One metadata member, whatever "Metadata" or "spec.metadata" say: stamped as usual.
+	h, _, _ := handler(t, fixture("gray"))
+	resp := h.Handle(t.Context(), admissionOf([]byte(`{"Metadata":{},"spec":{"metadata":{}},"metadata":`+canary+`}`), false))
+	if !resp.Allowed || len(resp.Patches) == 0 {
+		t.Errorf("allowed %v, patches %+v: want the canary stamped", resp.Allowed, resp.Patches)
 	}
 }

@@ -15,19 +15,20 @@ import (
 // (value and error) of decoding the whole pod into a metav1.PartialObjectMetadata with
 // sigs.k8s.io/json's case-sensitive decoder, as the API server's own decoder reads field names.
 //
-// The decision reads only the pod's metadata. Rather than decoding the whole pod (its containers,
-// volumes and status are skipped, but still scanned by the decoder's slower state machine, twice:
-// once to validate, once to skip), it walks the top-level object once with metadataSpans, which
-// only checks that the rest is JSON, and decodes only the value of each top-level "metadata" key,
-// in order, into one ObjectMeta (as the whole-object decoder does with a duplicate key); a single
-// plain metadata object (plainMetadata) is read without reflection at all. Whatever
-// that walk is not sure of — an escaped top-level key (which might spell "metadata"), apiVersion
-// or kind holding something other than a string or null (a decode error), nesting deeper than
-// maxScanDepth, anything that is not JSON — and any error decoding a metadata value fall back to
-// the whole-object decode, which then gives the result, error message included.
+// The decision reads only the pod's metadata. Rather than decoding the whole pod (the decoder's
+// state machine scans its containers, volumes and status twice: once to validate, once to skip
+// them), it walks the top-level object once with metadataSpans, which only checks that the rest
+// is JSON, and decodes only the value of each top-level "metadata" member, in order, into one
+// ObjectMeta (as the whole-object decoder does with a repeated key); a single plain metadata
+// object (plainMetadata: what controllers create pods with) is read without reflection at all.
+// Whatever the walk is not sure of — an escaped top-level key (which might spell "metadata"),
+// apiVersion or kind holding something other than a string or null (a decode error), nesting
+// deeper than maxScanDepth, anything that is not JSON — and any error decoding a metadata value
+// fall back to the whole-object decode, which then gives the result, error message included.
 //
-// members is how many top-level "metadata" members the pod has (when it decodes): more than one,
-// and the decoder's merge of them is not what a JSON patch of "/metadata/..." applies to.
+// members is how many top-level "metadata" members the pod has (when it decodes). The API server
+// sends one; with more, the decoder's merge of them is not what a JSON patch of "/metadata/..."
+// applies to.
 func decodePodMetadata(raw []byte) (meta metav1.ObjectMeta, members int, err error) {
 	if spans, ok := metadataSpans(raw); ok {
 		if len(spans) == 1 {

@@ -19,6 +19,8 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/go-logr/logr"
+
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
@@ -76,7 +78,7 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	}
 	decision, err := h.Resolver.Decide(ctx, pod)
 	if err != nil {
-		logf.FromContext(ctx).WithName("lane-stamper").Error(err, "cannot decide lane labels; the label reconciler will retry")
+		requestLogger(ctx).WithName("lane-stamper").Error(err, "cannot decide lane labels; the label reconciler will retry")
 		h.Observer.Admission(OutcomeError)
 		return admission.Allowed("").WithWarnings("kruise-lanes: lane labels not decided at creation (" + err.Error() + "); the label reconciler will retry")
 	}
@@ -100,10 +102,20 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	h.Observer.Admission(OutcomeLabelled)
 	h.Observer.LabelsApplied(len(change.Set))
 	h.Observer.LabelsRemoved(len(change.Remove))
-	if log := logf.FromContext(ctx).V(1); log.Enabled() {
+	if log := requestLogger(ctx).V(1); log.Enabled() {
 		log.WithName("lane-stamper").Info("stamping lane labels", "lane", decision.Lane.Name, "role", decision.Role, "rollout", decision.Rollout.Name, "set", change.Set, "remove", change.Remove)
 	}
 	return admission.Patched("lane labels", MetadataPatch(pod.Labels, pod.Annotations, change)...)
+}
+
+// requestLogger is the request's logger, which controller-runtime's webhook puts in the context,
+// else controller-runtime's root logger. Unlike logf.FromContext it derives no new logger (a
+// copy of the sink on every admission, most of which log nothing); name it where it logs.
+func requestLogger(ctx context.Context) logr.Logger {
+	if log, err := logr.FromContext(ctx); err == nil {
+		return log
+	}
+	return logf.Log
 }
 
 // MetadataPatch is the JSON patch of a label change on an object with these labels and

@@ -357,9 +357,13 @@ func plainMetadata(raw []byte) (metav1.ObjectMeta, bool) {
 		case "resourceVersion":
 			return s.plainString(&meta.ResourceVersion)
 		case "labels":
-			return s.plainMap(&meta.Labels)
+			var ok bool
+			meta.Labels, ok = s.plainMap()
+			return ok
 		case "annotations":
-			return s.plainMap(&meta.Annotations)
+			var ok bool
+			meta.Annotations, ok = s.plainMap()
+			return ok
 		case "ownerReferences":
 			return s.plainOwners(&meta.OwnerReferences)
 		case "creationTimestamp":
@@ -424,13 +428,12 @@ func (s *scanner) plainString(out *string) bool {
 }
 
 // plainMap reads an object of plain strings (a new map, even when empty) or null (nil).
-func (s *scanner) plainMap(out *map[string]string) bool {
+func (s *scanner) plainMap() (map[string]string, bool) {
 	if s.literal("null") {
-		*out = nil
-		return true
+		return nil, true
 	}
 	if !s.consume('{') {
-		return false
+		return nil, false
 	}
 	m := map[string]string{}
 	ok := s.members(func(key string) bool {
@@ -441,8 +444,7 @@ func (s *scanner) plainMap(out *map[string]string) bool {
 		m[key] = v // a repeated key: the last value, as the decoder keeps it
 		return true
 	})
-	*out = m
-	return ok
+	return m, ok
 }
 
 // plainOwners reads an array of plain owner references (a new slice, even when empty) or null.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
@@ -52,6 +53,28 @@ type Resolver struct {
 	CloneSets bool
 
 	lanes laneMemo
+	// What deploymentOf reads into and drops before it returns (the two largest objects of a
+	// decision, a pod template each): lent, not allocated per admission.
+	replicaSets shells[appsv1.ReplicaSet]
+	deployments shells[appsv1.Deployment]
+}
+
+// shells lends empty objects to read into. An object is zeroed when it is given back, so a shell
+// holds nothing of the cache while it waits; whatever was taken from it (strings, a selector the
+// read allocated or shares with the cache) stays valid. Its zero value is ready to use.
+type shells[T any] struct{ pool sync.Pool }
+
+func (s *shells[T]) get() *T {
+	if v, ok := s.pool.Get().(*T); ok {
+		return v
+	}
+	return new(T)
+}
+
+func (s *shells[T]) put(v *T) {
+	var zero T
+	*v = zero
+	s.pool.Put(v)
 }
 
 // Decision is what a pod should carry.
@@ -177,7 +200,8 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 	// A pod may be admitted before its ReplicaSet reaches the cache: the ReplicaSet is then
 	// named <deployment>-<pod-template-hash>, which names the Deployment without an API call.
 	deployName := ""
-	rs := &appsv1.ReplicaSet{}
+	rs := r.replicaSets.get()
+	defer r.replicaSets.put(rs)
 	err = r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs, client.UnsafeDisableDeepCopy)
 	switch {
 	case err == nil:
@@ -197,7 +221,8 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 	if deployName == "" {
 		return "", "", Workload{}, nil
 	}
-	deploy := &appsv1.Deployment{}
+	deploy := r.deployments.get()
+	defer r.deployments.put(deploy)
 	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: deployName}, deploy, client.UnsafeDisableDeepCopy); err != nil {
 		return "", "", Workload{}, ignoreNotFound(err, "deployment", pod.Namespace, deployName)
 	}

@@ -40,8 +40,9 @@ func workloadKey(kind, name string) string { return kind + "/" + name }
 // object, sharing its maps and slices with the informer, which must never be written. Audited
 // (keep it so): Decide and the functions it calls read names, owner references, labels,
 // annotations, selectors, revisions, phases and the TrafficRouting's strategy, and build every
-// result (Workload, Lane, labels, errors) from new values; none writes to an object it read. The
-// one read object it hands out, Decision.Rollout, its callers only name in Events and log lines.
+// result (Workload, Lane, labels, errors) from new values; none writes to an object it read. What
+// they hand out that is shared with the cache — Workload.Selector, Decision.Rollout — is read
+// only: the selector is only looked up, and callers only name the Rollout in Events and logs.
 // A reader that ignores the option (a live client, the fake client) copies as usual.
 type Resolver struct {
 	// Reader is the informer cache (or any client.Reader with RolloutWorkloadIndex). It is also

@@ -79,22 +79,51 @@ func ResolveWithEntry(ctx context.Context, r client.Reader, tr *rolloutsv1alpha1
 	if err != nil {
 		return Lane{}, err
 	}
+	ing, err := readEntryIngress(ctx, r, tr)
+	if err != nil {
+		return Lane{}, err
+	}
+	return checkEntry(tr, lane, d, ing)
+}
+
+// entryIngressName is the Ingress whose annotations lane resolution checks: the lane's entry
+// Ingress where the mse provider serves it (class type mse, or <prefix>mse with
+// --provider-class-prefix), the only provider that names a service subset; Kruise runs another
+// script for any other class (nginx when none is set). False when there is none to check.
+func entryIngressName(tr *rolloutsv1alpha1.TrafficRouting) (string, bool) {
 	if len(tr.Spec.ObjectRef) == 0 || tr.Spec.ObjectRef[0].Ingress == nil || tr.Spec.ObjectRef[0].Ingress.Name == "" {
-		return lane, nil
+		return "", false
 	}
-	// Only the mse provider (class type mse, or <prefix>mse with --provider-class-prefix) names a
-	// service subset; Kruise runs another script for any other class (nginx when none is set).
 	if !strings.HasSuffix(tr.Spec.ObjectRef[0].Ingress.ClassType, "mse") {
+		return "", false
+	}
+	return tr.Spec.ObjectRef[0].Ingress.Name, true
+}
+
+// readEntryIngress reads the metadata of the lane's entry Ingress (entryIngressName); nil when
+// there is none to check or it does not exist.
+func readEntryIngress(ctx context.Context, r client.Reader, tr *rolloutsv1alpha1.TrafficRouting) (*metav1.PartialObjectMetadata, error) {
+	name, ok := entryIngressName(tr)
+	if !ok {
+		return nil, nil
+	}
+	ing := EntryIngressObject()
+	// Only the annotations are read, never written: no copy is needed (see Resolver).
+	if err := r.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, ing, client.UnsafeDisableDeepCopy); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("get ingress %s/%s of lane %s: %w", tr.Namespace, name, tr.Name, err)
+	}
+	return ing, nil
+}
+
+// checkEntry checks a resolved lane against its entry Ingress as readEntryIngress read it.
+func checkEntry(tr *rolloutsv1alpha1.TrafficRouting, lane Lane, d Defaults, ing *metav1.PartialObjectMetadata) (Lane, error) {
+	if ing == nil {
 		return lane, nil
 	}
-	name := tr.Spec.ObjectRef[0].Ingress.Name
-	ing := EntryIngressObject()
-	if err := r.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, ing); err != nil {
-		if apierrors.IsNotFound(err) {
-			return lane, nil
-		}
-		return Lane{}, fmt.Errorf("get ingress %s/%s of lane %s: %w", tr.Namespace, name, tr.Name, err)
-	}
+	name, _ := entryIngressName(tr)
 	if err := CheckEntryIngress(tr, lane, d, EntryIngress{Name: name, Annotations: ing.Annotations}); err != nil {
 		return Lane{}, err
 	}

@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
+	"sync"
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
@@ -33,6 +34,16 @@ func IndexRolloutWorkload(obj client.Object) []string {
 func workloadKey(kind, name string) string { return kind + "/" + name }
 
 // Resolver answers, from a cache, which lane a pod belongs to and in which role.
+//
+// It reads without deep copies (client.UnsafeDisableDeepCopy, per call: other readers of the same
+// cache still get their own copies). What a read returns is then a shallow copy of the cached
+// object, sharing its maps and slices with the informer, which must never be written. Audited
+// (keep it so): Decide and the functions it calls read names, owner references, labels,
+// annotations, selectors, revisions, phases and the TrafficRouting's strategy, and build every
+// result (Workload, Lane, labels, errors) from new values; none writes to an object it read. What
+// they hand out that is shared with the cache — Workload.Selector, Decision.Rollout — is read
+// only: the selector is only looked up, and callers only name the Rollout in Events and logs.
+// A reader that ignores the option (a live client, the fake client) copies as usual.
 type Resolver struct {
 	// Reader is the informer cache (or any client.Reader with RolloutWorkloadIndex). It is also
 	// asked for the metadata of lanes' stable Ingresses (ResolveWithEntry).
@@ -41,11 +52,36 @@ type Resolver struct {
 	Defaults Defaults
 	// CloneSets is true where apps.kruise.io CloneSets are installed.
 	CloneSets bool
+
+	lanes laneMemo
+	// What deploymentOf reads into and drops before it returns (the two largest objects of a
+	// decision, a pod template each): lent, not allocated per admission.
+	replicaSets shells[appsv1.ReplicaSet]
+	deployments shells[appsv1.Deployment]
+}
+
+// shells lends empty objects to read into. An object is zeroed when it is given back, so a shell
+// holds nothing of the cache while it waits; whatever was taken from it (strings, a selector the
+// read allocated or shares with the cache) stays valid. Its zero value is ready to use.
+type shells[T any] struct{ pool sync.Pool }
+
+func (s *shells[T]) get() *T {
+	if v, ok := s.pool.Get().(*T); ok {
+		return v
+	}
+	return new(T)
+}
+
+func (s *shells[T]) put(v *T) {
+	var zero T
+	*v = zero
+	s.pool.Put(v)
 }
 
 // Decision is what a pod should carry.
 type Decision struct {
-	// Rollout is the lane member releasing the pod's workload; nil if there is none.
+	// Rollout is the lane member releasing the pod's workload; nil if there is none. It shares
+	// its maps and slices with the cache (see Resolver): read it, never write to it.
 	Rollout *rolloutsv1beta1.Rollout
 	// Lane is the member's resolved lane; nil when the pod is in no lane or the lane is broken.
 	Lane *Lane
@@ -77,14 +113,14 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 		return d, nil
 	}
 	tr := &rolloutsv1alpha1.TrafficRouting{}
-	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: laneName}, tr); err != nil {
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: laneName}, tr, client.UnsafeDisableDeepCopy); err != nil {
 		if apierrors.IsNotFound(err) {
 			d.Problem = fmt.Errorf("rollout %s joins %w: trafficrouting %s/%s does not exist", rollout.Name, ErrLaneNotFound, pod.Namespace, laneName)
 			return d, nil
 		}
 		return Decision{}, fmt.Errorf("get trafficrouting %s/%s: %w", pod.Namespace, laneName, err)
 	}
-	lane, err := ResolveWithEntry(ctx, r.Reader, tr, r.Defaults)
+	lane, err := r.lanes.resolve(ctx, r, tr)
 	if errors.Is(err, ErrMisconfigured) {
 		d.Problem = err
 		return d, nil
@@ -95,7 +131,7 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 	d.Lane = &lane
 	d.Role = RoleOf(pod.Labels, w, Releasing(rollout))
 	d.Labels = lane.DesiredLabels(d.Role)
-	if err := checkSelector(pod, kind, name, w.SelectorKeys, d.Labels); err != nil {
+	if err := checkSelector(pod, kind, name, w.Selector, d.Labels); err != nil {
 		d.Lane, d.Labels, d.Problem = nil, nil, fmt.Errorf("lane %s/%s is %w: %w", pod.Namespace, laneName, ErrMisconfigured, err)
 	}
 	return d, nil
@@ -103,35 +139,41 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 
 // checkSelector refuses to change a label the workload's selector matches on: the pod would stop
 // matching its ReplicaSet (or StatefulSet, CloneSet), which would let it go and create another.
-func checkSelector(pod *corev1.Pod, kind, name string, selectorKeys []string, desired map[string]string) error {
-	for _, k := range selectorKeys {
-		if v, ok := desired[k]; ok && pod.Labels[k] != v {
-			return fmt.Errorf("its labels would change %s on the pods of %s %s, whose selector matches on %s, so the pods would leave their workload: remove %s from the selector, or the dialect that sets it from %s",
-				k, kind, name, k, k, AnnotationDialects)
+// Of several such labels it names the first in sorted order.
+func checkSelector(pod *corev1.Pod, kind, name string, sel *metav1.LabelSelector, desired map[string]string) error {
+	var changed []string
+	for k, v := range desired {
+		if pod.Labels[k] != v && selects(sel, k) {
+			changed = append(changed, k)
 		}
 	}
-	return nil
-}
-
-// selectorKeys lists the label keys a selector matches on.
-func selectorKeys(sel *metav1.LabelSelector) []string {
-	if sel == nil {
+	if len(changed) == 0 {
 		return nil
 	}
-	var keys []string
-	for k := range sel.MatchLabels {
-		keys = append(keys, k)
+	k := slices.Min(changed)
+	return fmt.Errorf("its labels would change %s on the pods of %s %s, whose selector matches on %s, so the pods would leave their workload: remove %s from the selector, or the dialect that sets it from %s",
+		k, kind, name, k, k, AnnotationDialects)
+}
+
+// selects reports whether a selector matches on the label key.
+func selects(sel *metav1.LabelSelector, key string) bool {
+	if sel == nil {
+		return false
+	}
+	if _, ok := sel.MatchLabels[key]; ok {
+		return true
 	}
 	for _, e := range sel.MatchExpressions {
-		keys = append(keys, e.Key)
+		if e.Key == key {
+			return true
+		}
 	}
-	sort.Strings(keys)
-	return keys
+	return false
 }
 
 // workloadOf returns the kind and name of the workload a Rollout would name for this pod.
 func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name string, wl Workload, err error) {
-	owner := metav1.GetControllerOf(pod)
+	owner := metav1.GetControllerOfNoCopy(pod)
 	if owner == nil {
 		return "", "", Workload{}, nil
 	}
@@ -144,7 +186,7 @@ func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name 
 		return "", "", Workload{}, nil
 	}
 	obj := k.New()
-	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, obj); err != nil {
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, obj, client.UnsafeDisableDeepCopy); err != nil {
 		return "", "", Workload{}, ignoreNotFound(err, strings.ToLower(k.Kind()), pod.Namespace, owner.Name)
 	}
 	update, current := k.Revisions(obj)
@@ -152,18 +194,19 @@ func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name 
 	if err != nil {
 		sel = nil // a selector that does not decode protects no label
 	}
-	return k.Kind(), obj.GetName(), Workload{Kind: k.Kind(), UpdateRevision: update, CurrentRevision: current, SelectorKeys: selectorKeys(sel)}, nil
+	return k.Kind(), obj.GetName(), Workload{Kind: k.Kind(), UpdateRevision: update, CurrentRevision: current, Selector: sel}, nil
 }
 
 func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName string) (kind, name string, wl Workload, err error) {
 	// A pod may be admitted before its ReplicaSet reaches the cache: the ReplicaSet is then
 	// named <deployment>-<pod-template-hash>, which names the Deployment without an API call.
 	deployName := ""
-	rs := &appsv1.ReplicaSet{}
-	err = r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs)
+	rs := r.replicaSets.get()
+	defer r.replicaSets.put(rs)
+	err = r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs, client.UnsafeDisableDeepCopy)
 	switch {
 	case err == nil:
-		if owner := metav1.GetControllerOf(rs); owner != nil && owner.Kind == "Deployment" {
+		if owner := metav1.GetControllerOfNoCopy(rs); owner != nil && owner.Kind == "Deployment" {
 			deployName = owner.Name
 		}
 	case apierrors.IsNotFound(err):
@@ -179,20 +222,20 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 	if deployName == "" {
 		return "", "", Workload{}, nil
 	}
-	deploy := &appsv1.Deployment{}
-	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: deployName}, deploy); err != nil {
+	deploy := r.deployments.get()
+	defer r.deployments.put(deploy)
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: deployName}, deploy, client.UnsafeDisableDeepCopy); err != nil {
 		return "", "", Workload{}, ignoreNotFound(err, "deployment", pod.Namespace, deployName)
 	}
-	keys := selectorKeys(deploy.Spec.Selector)
 	if stable := deploy.Labels[CanaryDeploymentLabel]; stable != "" {
-		return "Deployment", stable, Workload{Kind: "Deployment", ExtraCanary: true, SelectorKeys: keys}, nil
+		return "Deployment", stable, Workload{Kind: "Deployment", ExtraCanary: true, Selector: deploy.Spec.Selector}, nil
 	}
-	return "Deployment", deploy.Name, Workload{Kind: "Deployment", StableRevision: deploy.Labels[StableRevisionLabel], SelectorKeys: keys}, nil
+	return "Deployment", deploy.Name, Workload{Kind: "Deployment", StableRevision: deploy.Labels[StableRevisionLabel], Selector: deploy.Spec.Selector}, nil
 }
 
 func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string) (*rolloutsv1beta1.Rollout, error) {
 	list := &rolloutsv1beta1.RolloutList{}
-	if err := r.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{RolloutWorkloadIndex: workloadKey(kind, name)}); err != nil {
+	if err := r.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{RolloutWorkloadIndex: workloadKey(kind, name)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list rollouts of %s %s/%s: %w", kind, namespace, name, err)
 	}
 	for i := range list.Items {

@@ -206,3 +206,23 @@ func TestDecideRefusesToChangeASelectorLabel(t *testing.T) {
 		t.Errorf("stable: %+v, %v; want the base label and no problem", got, err)
 	}
 }
+
+func TestCheckSelectorNamesTheFirstKeyInOrder(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "a", LabelMSE: "gray"}}}
+	sel := &metav1.LabelSelector{
+		MatchLabels:      map[string]string{"app": "a", LabelMSE: "gray", LabelLanes: "base"},
+		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: LabelASM, Operator: metav1.LabelSelectorOpExists}},
+	}
+	// LabelMSE keeps its value; LabelLanes and LabelASM would change, and ASM_TRAFFIC_TAG sorts first.
+	desired := map[string]string{LabelMSE: "gray", LabelLanes: "gray", LabelASM: "gray", "unselected": "x"}
+	err := checkSelector(pod, "Deployment", "a", sel, desired)
+	if err == nil || !strings.Contains(err.Error(), "would change "+LabelASM+" on") {
+		t.Errorf("error %v, want one naming %s", err, LabelASM)
+	}
+	if err := checkSelector(pod, "Deployment", "a", sel, map[string]string{LabelMSE: "gray", "unselected": "x"}); err != nil {
+		t.Errorf("no selected label changes: error %v", err)
+	}
+	if err := checkSelector(pod, "Deployment", "a", nil, desired); err != nil {
+		t.Errorf("no selector: error %v", err)
+	}
+}

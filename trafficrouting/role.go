@@ -42,9 +42,9 @@ type Workload struct {
 	// UpdateRevision and CurrentRevision are a StatefulSet's or CloneSet's status revisions.
 	UpdateRevision  string
 	CurrentRevision string
-	// SelectorKeys are the label keys the workload's selector matches on; lane labels never
-	// change them.
-	SelectorKeys []string
+	// Selector is the workload's pod selector (nil: none); lane labels never change a label it
+	// matches on. It may be the cached workload's own (see Resolver): read it, never write to it.
+	Selector *metav1.LabelSelector
 }
 
 // RoleOf decides whether a pod is the canary or the stable version of a lane member's workload.

@@ -148,3 +148,19 @@ func TestMetadataPatchEscapesKeysAndCreatesMaps(t *testing.T) {
 		t.Errorf("operations (-want +got):\n%s", diff)
 	}
 }
+
+func TestEscapePointer(t *testing.T) {
+	for key, want := range map[string]string{
+		"app":                      "app",
+		"opensergo.io/canary-gray": "opensergo.io~1canary-gray",
+		"a~b":                      "a~0b",
+		// "~" is escaped before "/", so an escaped "/" is not read back as "~" then "1".
+		"x~1/y": "x~01~1y",
+		"~/":    "~0~1",
+		"":      "",
+	} {
+		if got := escapePointer(key); got != want {
+			t.Errorf("escapePointer(%q) = %q, want %q", key, got, want)
+		}
+	}
+}

@@ -17,11 +17,11 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	sigsjson "sigs.k8s.io/json"
+
+	"github.com/go-logr/logr"
 
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
@@ -58,25 +58,29 @@ var _ admission.Handler = &PodLabeler{}
 
 // Handle decides the lane labels of a new pod and patches them in.
 func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	log := logf.FromContext(ctx).WithName("lane-stamper")
 	if req.Operation != admissionv1.Create || req.Kind.Kind != "Pod" {
 		return admission.Allowed("not a pod creation")
 	}
-	// The decision reads only the pod's metadata (labels, annotations, owner): decoding just that
-	// skips the containers, volumes and status a whole-Pod decode would build. Field names are
-	// matched case-sensitively, as the API server's own decoder does.
-	meta := &metav1.PartialObjectMetadata{}
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, meta); err != nil {
-		h.Observer.Admission(OutcomeError)
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod metadata: %w", err))
+	// The decision reads only the pod's metadata (labels, annotations, owner): decodePodMetadata
+	// decodes just that, with field names matched case-sensitively as the API server's own
+	// decoder does, and only checks that the containers, volumes and status are JSON.
+	meta, members, err := decodePodMetadata(req.Object.Raw)
+	if err == nil && members > 1 {
+		// The API server sends the object it serialised, with one metadata; a JSON patch of
+		// /metadata/labels would apply to another view of this one than the decoder's merge.
+		err = fmt.Errorf("decode pod metadata: the pod has %d metadata members, so which labels it has is ambiguous", members)
 	}
-	pod := &corev1.Pod{ObjectMeta: meta.ObjectMeta}
+	if err != nil {
+		h.Observer.Admission(OutcomeError)
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	pod := &corev1.Pod{ObjectMeta: meta}
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
 	}
 	decision, err := h.Resolver.Decide(ctx, pod)
 	if err != nil {
-		log.Error(err, "cannot decide lane labels; the label reconciler will retry")
+		requestLogger(ctx).WithName("lane-stamper").Error(err, "cannot decide lane labels; the label reconciler will retry")
 		h.Observer.Admission(OutcomeError)
 		return admission.Allowed("").WithWarnings("kruise-lanes: lane labels not decided at creation (" + err.Error() + "); the label reconciler will retry")
 	}
@@ -100,8 +104,20 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 	h.Observer.Admission(OutcomeLabelled)
 	h.Observer.LabelsApplied(len(change.Set))
 	h.Observer.LabelsRemoved(len(change.Remove))
-	log.V(1).Info("stamping lane labels", "lane", decision.Lane.Name, "role", decision.Role, "rollout", decision.Rollout.Name, "set", change.Set, "remove", change.Remove)
+	if log := requestLogger(ctx).V(1); log.Enabled() {
+		log.WithName("lane-stamper").Info("stamping lane labels", "lane", decision.Lane.Name, "role", decision.Role, "rollout", decision.Rollout.Name, "set", change.Set, "remove", change.Remove)
+	}
 	return admission.Patched("lane labels", MetadataPatch(pod.Labels, pod.Annotations, change)...)
+}
+
+// requestLogger is the request's logger, which controller-runtime's webhook puts in the context,
+// else controller-runtime's root logger. Unlike logf.FromContext it derives no new logger (a
+// copy of the sink on every admission, most of which log nothing); name it where it logs.
+func requestLogger(ctx context.Context) logr.Logger {
+	if log, err := logr.FromContext(ctx); err == nil {
+		return log
+	}
+	return logf.Log
 }
 
 // MetadataPatch is the JSON patch of a label change on an object with these labels and
@@ -151,7 +167,11 @@ func mapPatch(path string, current map[string]string, change map[string]*string)
 	return ops
 }
 
-// escapePointer escapes a map key as one JSON Pointer reference token (RFC 6901).
+// escapePointer escapes a map key as one JSON Pointer reference token (RFC 6901): "~" first, so
+// that the "~" of an escaped "/" is not escaped again. Most keys need neither, and cost nothing.
 func escapePointer(key string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
+	if !strings.ContainsAny(key, "~/") {
+		return key
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
 }

@@ -17,15 +17,11 @@ var update = flag.Bool("update", false, "rewrite the generated provider scripts"
 // (see minify_test.go). Kruise runs each script on its own, so every provider file carries the
 // whole body.
 func assembleIngress(dir, name string) ([]byte, error) {
-	profile, err := os.ReadFile(filepath.Join(dir, "trafficrouting_ingress", "lib", name+".profile.lua"))
-	if err != nil {
-		return nil, fmt.Errorf("read profile of %s: %w", name, err)
-	}
 	body, err := os.ReadFile(filepath.Join(dir, "trafficrouting_ingress", "lib", "canary.lua"))
 	if err != nil {
 		return nil, fmt.Errorf("read shared body: %w", err)
 	}
-	src, err := resolve(append(append(profile, '\n'), body...), name)
+	src, err := resolve(body, name)
 	if err != nil {
 		return nil, fmt.Errorf("lib/canary.lua for %s: %w", name, err)
 	}

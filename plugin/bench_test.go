@@ -28,7 +28,7 @@ var benchInputs = map[string][]struct{ name, path string }{
 }
 
 // benchInput is the script input of the first step of the golden case at path.
-func benchInput(b *testing.B, cases []NamedCase, path string) IngressInput {
+func benchInput(b testing.TB, cases []NamedCase, path string) IngressInput {
 	b.Helper()
 	for _, nc := range cases {
 		if nc.Path != path {

@@ -200,26 +200,23 @@ end
 -- carries: a header already there with another value is refused for set/add, kept for remove.
 -- ---------------------------------------------------------------------------------------------
 local modifier = obj.requestHeaderModifier or NONE
-for _, op in ipairs({ "set", "add", "remove" }) do
-  local key, what, sep = PREFIX .. "request-header-control-" .. (op == "set" and "update" or op), "requestHeaderModifier." .. op .. " header", op == "remove" and "," or "\n"
-  local entries, seen, added = {}, {}, nil
+for _, op in ipairs(obj.requestHeaderModifier and { "set", "add", "remove" } or NONE) do
+  local key, what, sep, entries, seen, added = PREFIX .. "request-header-control-" .. (op == "set" and "update" or op),
+    "requestHeaderModifier." .. op .. " header", op == "remove" and "," or "\n", {}, {}, nil
+  -- seen maps a header (lower case) to its entry; a blank line maps "", which no header is.
   for e in (a[key] or ""):gmatch("[^" .. sep .. "]+") do
     entries[#entries + 1] = e
-    local n = sep == "," and e or e:match("^%s*(%S+)")
-    if n then
-      seen[n:lower()] = e
-    end
+    seen[(sep == "," and e or e:match("^%s*(%S*)")):lower()] = e
   end
   for _, h in ipairs(modifier[op] or NONE) do
     local n = h.name or h
-    local e = n
+    local e = h.name and n .. " " .. h.value or n
     checkName(n, what)
     if h.name then
       checkValue(h.value, what, n)
       if h.value == "" then
         fail("%s %q has an empty value", what, n)
       end
-      e = n .. " " .. h.value
     end
     local before = seen[n:lower()]
     if not before then

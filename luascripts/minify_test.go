@@ -84,11 +84,10 @@ type token struct {
 
 // longBracket returns the length of the long bracket opening at s[0] ("[[", "[==[") and its
 // level, or -1 when s does not open one.
-func longBracket(s string) (int, int) {
+func longBracket(s string) (length, level int) {
 	if !strings.HasPrefix(s, "[") {
 		return -1, 0
 	}
-	level := 0
 	for 1+level < len(s) && s[1+level] == '=' {
 		level++
 	}
@@ -176,7 +175,7 @@ func lex(src string) ([]token, error) {
 
 // minify re-emits src's tokens with the fewest separators. keep is a line that must stay as it
 // is, on a line of its own (defaultLaneHeaderLine).
-func minify(src []byte, keep []byte) ([]byte, error) {
+func minify(src, keep []byte) ([]byte, error) {
 	before, after, found := bytes.Cut(src, keep)
 	if !found {
 		return nil, fmt.Errorf("the source has no line %q", bytes.TrimSpace(keep))

@@ -81,7 +81,7 @@ generate: ## Regenerate the API's deepcopy functions and CRDs (controller-gen), 
 	$(GO) test ./plugin/ -run 'TestIngressGoldenCases|TestCustomNetworkGoldenCases' -update
 	cd test/tools/chartdocs && GOWORK=off $(GO) run . -chart $(CURDIR)/charts/lanes -readme $(CURDIR)/README.md
 
-bench: ## Benchmarks: our mse.lua against Kruise's (plugin); admission p50/p99 and cache heap at 10,000 pods (webhook).
+bench: ## Benchmarks: our mse.lua against Kruise's (plugin); admission p50/p99, and cache heap at 10,000 and 100,000 pods before and after trimming (webhook).
 	$(GO) test -run XXX -bench . -benchmem -count 5 ./plugin/ ./webhook/
 
 fuzz: ## Fuzz the provider scripts' input and the pod webhook's (arbitrary pod JSON) for 60 s each.

@@ -13,8 +13,7 @@
 //     CloneSet): the object to read, its selector, pod template labels and revisions;
 //   - mesh_istio.go, mesh_gateway.go: the mesh objects that route one hop (IstioObjects,
 //     GatewayObjects);
-//   - mesh_gather.go (its pure stages) and mesh_diff.go: which hops a lane has, from listed
-//     objects, and which of its mesh objects to write or remove (planMesh).
+//   - mesh_diff.go: which of a hop's mesh objects to write or remove (planMesh).
 //
 // Around it, code that reads the informer cache and decides nothing of its own: the Resolver
 // (resolver.go), which finds a pod's workload, Rollout and lane and hands them to the core;
@@ -23,9 +22,10 @@
 //
 // And the controllers, which write to the API server what the core decides:
 //   - PodLabelReconciler (reconciler.go) patches the lane labels of pods;
-//   - MeshRouteReconciler (mesh_reconciler.go; mesh_gather.go reads its inputs, mesh_apply.go
-//     creates, updates, drains and deletes the mesh objects a lane owns) writes the east-west
-//     routes of istio and gateway-api lanes.
+//   - MeshRouteReconciler (mesh_reconciler.go; mesh_events.go maps events to the hops they
+//     concern, mesh_index.go declares the cache indexes mesh_gather.go reads a hop through,
+//     mesh_apply.go creates, updates, drains and deletes the mesh objects a lane owns) writes the
+//     east-west routes of istio and gateway-api lanes, one hop per reconcile.
 //
 // Both emit Events on the objects they act for. The webhook (package webhook) applies the same
 // decisions at pod creation; package laneops operates a whole lane for kubectl lanes.

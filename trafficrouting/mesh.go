@@ -6,9 +6,11 @@ import (
 	"strings"
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // AnnotationMesh names the mesh that routes a lane's east-west hops (istio, gateway-api, none).
@@ -101,9 +103,6 @@ type meshFlavor struct {
 	kinds []schema.GroupVersionKind
 	// render returns the objects that route one hop.
 	render func(Lane, metav1.OwnerReference, Hop) ([]*unstructured.Unstructured, error)
-	// blockers maps each Service name to an object, among objects Kruise Lanes did not write for
-	// the lane, that stands in the way of routing it.
-	blockers func(foreign []*unstructured.Unstructured, lane Lane) map[string]*unstructured.Unstructured
 }
 
 // flavorOf returns how Kruise Lanes routes a mesh; false for MeshNone.
@@ -116,52 +115,58 @@ func flavorOf(m Mesh) (meshFlavor, bool) {
 			render: func(lane Lane, owner metav1.OwnerReference, hop Hop) ([]*unstructured.Unstructured, error) {
 				return IstioObjects(lane, owner, hop), nil
 			},
-			blockers: func(foreign []*unstructured.Unstructured, lane Lane) map[string]*unstructured.Unstructured {
-				out := map[string]*unstructured.Unstructured{}
-				for _, o := range foreign {
-					if svc, ok := strings.CutPrefix(o.GetName(), MeshObjectName("")); ok {
-						block(out, svc, o)
-					}
-					for _, h := range IstioObjectHosts(o) {
-						if svc := IstioHostService(h, lane.Namespace); svc != "" {
-							block(out, svc, o)
-						}
-					}
-				}
-				return out
-			},
 		}, true
 	case MeshGatewayAPI:
 		return meshFlavor{
 			label:  LabelLanes,
 			kinds:  []schema.GroupVersionKind{HTTPRouteGVK, ServiceGVK},
 			render: GatewayObjects,
-			blockers: func(foreign []*unstructured.Unstructured, lane Lane) map[string]*unstructured.Unstructured {
-				out := map[string]*unstructured.Unstructured{}
-				for _, o := range foreign {
-					switch o.GetKind() {
-					case ServiceGVK.Kind:
-						for _, tag := range []string{lane.Tag, BaseTag} {
-							if svc, ok := strings.CutSuffix(o.GetName(), "-"+tag); ok {
-								block(out, svc, o)
-							}
-						}
-					case HTTPRouteGVK.Kind:
-						for _, svc := range HTTPRouteParentServices(o) {
-							block(out, svc, o)
-						}
-					}
-				}
-				return out
-			},
 		}, true
 	}
 	return meshFlavor{}, false
 }
 
-// block records the first object found in the way of a Service.
-func block(blockers map[string]*unstructured.Unstructured, service string, o *unstructured.Unstructured) {
-	if _, ok := blockers[service]; !ok && service != "" {
-		blockers[service] = o
+// routedServices are the Services of its namespace a mesh object routes, which it keeps a lane
+// from routing when Kruise Lanes did not write it for that lane: for a VirtualService or a
+// DestinationRule, the Service its lanes-<service> name and its hosts name; for an HTTPRoute, its
+// Service parents; for a Service <service>-<tag> (the lane's tag, unless empty) or
+// <service>-base, <service>.
+func routedServices(o client.Object, tag string) []string {
+	var out []string
+	add := func(svc string) {
+		if svc != "" && !slices.Contains(out, svc) {
+			out = append(out, svc)
+		}
 	}
+	u, isUnstructured := o.(*unstructured.Unstructured)
+	switch {
+	case isServiceObject(o):
+		for _, t := range []string{tag, BaseTag} {
+			if svc, ok := strings.CutSuffix(o.GetName(), "-"+t); ok && t != "" {
+				add(svc)
+			}
+		}
+	case !isUnstructured:
+	case u.GetKind() == VirtualServiceGVK.Kind || u.GetKind() == DestinationRuleGVK.Kind:
+		if svc, ok := strings.CutPrefix(u.GetName(), MeshObjectName("")); ok {
+			add(svc)
+		}
+		for _, h := range IstioObjectHosts(u) {
+			add(IstioHostService(h, u.GetNamespace()))
+		}
+	case u.GetKind() == HTTPRouteGVK.Kind:
+		for _, svc := range HTTPRouteParentServices(u) {
+			add(svc)
+		}
+	}
+	return out
+}
+
+// isServiceObject reports whether o is a Service, typed or unstructured.
+func isServiceObject(o client.Object) bool {
+	if _, ok := o.(*corev1.Service); ok {
+		return true
+	}
+	u, ok := o.(*unstructured.Unstructured)
+	return ok && u.GroupVersionKind().GroupKind() == ServiceGVK.GroupKind()
 }

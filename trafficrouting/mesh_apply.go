@@ -42,6 +42,7 @@ func (r *MeshRouteReconciler) apply(ctx context.Context, tr *rolloutsv1alpha1.Tr
 				continue
 			}
 		}
+		r.written.forget(obj)
 		if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: ptrUID(obj.GetUID())}); err != nil && !apierrors.IsNotFound(err) {
 			return 0, fmt.Errorf("delete %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 		}
@@ -55,12 +56,15 @@ func (r *MeshRouteReconciler) apply(ctx context.Context, tr *rolloutsv1alpha1.Tr
 // and updates current otherwise (planMesh leaves out what is up to date). It never takes over an
 // object it did not write (the gathering already skips those; this guards the race).
 func (r *MeshRouteReconciler) write(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, obj, current *unstructured.Unstructured) error {
+	// Recorded before it is sent: its watch event can arrive before the response.
+	r.written.record(obj)
 	if current == nil {
 		err := r.Client.Create(ctx, obj)
 		if err == nil {
 			r.Recorder.Eventf(tr, corev1.EventTypeNormal, "LaneRouteCreated", "created %s %s%s", obj.GetKind(), obj.GetName(), routeSummary(obj))
 			return nil
 		}
+		r.written.forget(obj)
 		if !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 		}
@@ -76,6 +80,7 @@ func (r *MeshRouteReconciler) write(ctx context.Context, tr *rolloutsv1alpha1.Tr
 	// The resource version read: an object changed since is a conflict, and the reconcile is retried.
 	obj.SetResourceVersion(current.GetResourceVersion())
 	if err := r.Client.Update(ctx, obj); err != nil {
+		r.written.forget(obj)
 		return fmt.Errorf("update %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 	}
 	r.Recorder.Eventf(tr, corev1.EventTypeNormal, "LaneRouteUpdated", "updated %s %s%s", obj.GetKind(), obj.GetName(), routeSummary(obj))
@@ -100,7 +105,9 @@ func (r *MeshRouteReconciler) drain(ctx context.Context, obj *unstructured.Unstr
 	}
 	annotations[MeshUnroutedAnnotation] = now.UTC().Format(time.RFC3339Nano)
 	marked.SetAnnotations(annotations)
+	r.written.record(marked)
 	if err := r.Client.Patch(ctx, marked, client.MergeFrom(obj)); err != nil {
+		r.written.forget(marked)
 		return 0, client.IgnoreNotFound(fmt.Errorf("mark %s %s/%s unrouted: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err))
 	}
 	return r.routeDrain(), nil

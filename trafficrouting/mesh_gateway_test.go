@@ -16,8 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 func gatewayHop(ports ...corev1.ServicePort) Hop {
@@ -216,10 +214,10 @@ func TestMeshRouteReconcilerGatewayAPI(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(tc.objs, gatewayLane())...).Build()
+			c := meshClientBuilder(t).WithObjects(cached(append(tc.objs, gatewayLane())...)...).Build()
 			rec := record.NewFakeRecorder(50)
 			r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: rec}
-			if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
+			if _, err := r.Reconcile(t.Context(), meshRequest{Lane: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, gatewayObjects(t, c)); diff != "" {
@@ -228,7 +226,7 @@ func TestMeshRouteReconcilerGatewayAPI(t *testing.T) {
 			checkWarnings(t, rec, tc.wantEvents)
 			// A second reconcile with nothing changed writes nothing.
 			before := resourceVersions(t, c)
-			if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
+			if _, err := r.Reconcile(t.Context(), meshRequest{Lane: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(before, resourceVersions(t, c)); diff != "" {
@@ -239,10 +237,10 @@ func TestMeshRouteReconcilerGatewayAPI(t *testing.T) {
 }
 
 func TestMeshRouteReconcilerMeshNotInstalled(t *testing.T) {
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(gatewayMember("a", true), gatewayLane())...).Build()
+	c := meshClientBuilder(t).WithObjects(cached(append(gatewayMember("a", true), gatewayLane())...)...).Build()
 	rec := record.NewFakeRecorder(10)
 	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio}, Client: c, Defaults: DefaultDefaults(), Recorder: rec}
-	if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
+	if _, err := r.Reconcile(t.Context(), meshRequest{Lane: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -342,9 +340,9 @@ func laneObjects(t *testing.T, c client.Client) []*unstructured.Unstructured {
 }
 
 func TestMeshRouteReconcilerKeepsAPIServerDefaults(t *testing.T) {
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(gatewayMember("a", true), gatewayLane())...).Build()
+	c := meshClientBuilder(t).WithObjects(cached(append(gatewayMember("a", true), gatewayLane())...)...).Build()
 	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
-	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}
+	req := meshRequest{Lane: client.ObjectKeyFromObject(gatewayLane())}
 	if _, err := r.Reconcile(t.Context(), req); err != nil {
 		t.Fatal(err)
 	}
@@ -393,9 +391,9 @@ func TestMeshRouteReconcilerDropsBackendRef(t *testing.T) {
 	earlier.SetAnnotations(map[string]string{MeshSpecHashAnnotation: hash})
 	apiServerDefaults(earlier)
 
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(gatewayMember("a", true), gatewayLane(), earlier)...).Build()
+	c := meshClientBuilder(t).WithObjects(cached(append(gatewayMember("a", true), gatewayLane(), earlier)...)...).Build()
 	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
-	if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
+	if _, err := r.Reconcile(t.Context(), meshRequest{Lane: client.ObjectKeyFromObject(gatewayLane())}); err != nil {
 		t.Fatal(err)
 	}
 	got := &unstructured.Unstructured{}

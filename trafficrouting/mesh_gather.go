@@ -1,9 +1,9 @@
 package trafficrouting
 
-// Gathering: what a mesh lane's routes are made from. The MeshRouteReconciler reads the listed
-// objects (hops); pure functions of those objects decide which members and Services the lane
-// routes, which of them someone else's object blocks, and whether each hop has Ready lane and base
-// pods.
+// Gathering: what one hop of a mesh lane is made from. The MeshRouteReconciler reads, through the
+// cache's indexes (mesh_index.go), only what concerns one member Service: whether a Routable
+// member of the lane releases pods it selects, whether an object Kruise Lanes did not write for
+// the lane is in its way, and whether it has Ready lane and base pods.
 
 import (
 	"context"
@@ -14,101 +14,116 @@ import (
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// hops gathers the member Services of the lane's releasing members and whether each has Ready
-// lane and base pods. Services for which a mesh object Kruise Lanes did not write for this lane
-// is in the way are left out, each with a Warning Event.
-//
-// Every pod event of a namespace reconciles its mesh lanes, so this stays linear in the objects
-// of the namespace: Services are indexed by one pair of their selector, each pod and each pod
-// template is matched only against the Services that pair names, objects read from the cache
-// are not copied (they are only read), and what a step does not need is not read: no member
-// Service (the usual case for a pod event) reads no mesh object and no pod.
-func (r *MeshRouteReconciler) hops(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, lane Lane, flavor meshFlavor) ([]Hop, error) {
-	rollouts := &rolloutsv1beta1.RolloutList{}
-	if err := r.Client.List(ctx, rollouts, client.InNamespace(tr.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("list rollouts in %s: %w", tr.Namespace, err)
-	}
-	services := &corev1.ServiceList{}
-	if err := r.Client.List(ctx, services, client.InNamespace(tr.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("list services in %s: %w", tr.Namespace, err)
-	}
-	index := indexServices(services.Items)
-	var templates []map[string]string
-	for _, ro := range routedMembers(tr.Name, rollouts.Items) {
-		template, err := r.templateLabels(ctx, ro)
-		if err != nil {
-			return nil, err
-		}
-		templates = append(templates, template)
-	}
-	candidates := index.memberServices(templates)
-	if len(candidates) == 0 {
-		return nil, nil
-	}
+// laneRouting is a lane that routes its hops: resolved, on a mesh that is served.
+type laneRouting struct {
+	lane   Lane
+	flavor meshFlavor
+}
 
-	foreign, err := r.foreignObjects(ctx, tr, flavor)
+// hop gathers the hop of one Service of a routing lane; false when the Service is not a hop of
+// the lane now: gone, written by Kruise Lanes (a lane or base Service), without a selector, selecting no pod template of a Routable member, or in
+// the way of an object Kruise Lanes did not write for the lane (a Warning Event says which).
+func (r *MeshRouteReconciler) hop(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, routing laneRouting, service string) (Hop, bool, error) {
+	svc := &corev1.Service{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: service}, svc); err != nil {
+		return Hop{}, false, ignoreNotFound(err, "service", tr.Namespace, service)
+	}
+	if _, _, written := hopOfObject(svc); written || len(svc.Spec.Selector) == 0 {
+		return Hop{}, false, nil
+	}
+	member, err := r.selectsMember(ctx, tr, svc.Spec.Selector)
+	if err != nil || !member {
+		return Hop{}, false, err
+	}
+	by, err := r.inTheWay(ctx, tr, routing, service)
 	if err != nil {
-		return nil, err
+		return Hop{}, false, err
 	}
-	hops, conflicts := unblockedHops(candidates, flavor.blockers(foreign, lane))
-	for _, c := range conflicts {
+	if by != nil {
 		r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneRouteConflict",
-			"service %s is routed by %s %s, which Kruise Lanes did not write for this lane; its lane route is not written: delete or merge that object", c.service, c.by.GetKind(), c.by.GetName())
+			"service %s is routed by %s %s, which Kruise Lanes did not write for this lane; its lane route is not written: delete or merge that object", service, by.GetKind(), by.GetName())
+		return Hop{}, false, nil
 	}
-	if len(hops) == 0 {
-		return nil, nil
-	}
-
 	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.InNamespace(tr.Namespace), client.HasLabels{flavor.label}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("list pods in %s: %w", tr.Namespace, err)
+	if err := r.Client.List(ctx, pods, client.InNamespace(tr.Namespace), client.MatchingFields{lanePodIndex: selectorKey(svc.Spec.Selector)}, client.UnsafeDisableDeepCopy); err != nil {
+		return Hop{}, false, fmt.Errorf("list the lane pods of service %s/%s: %w", tr.Namespace, service, err)
 	}
-	markReady(hops, index, pods.Items, lane.Tag, flavor.label)
-	return hops, nil
+	h := Hop{Service: service, Selector: svc.Spec.Selector, Ports: svc.Spec.Ports}
+	h.LaneReady, h.BaseReady = readiness(svc.Spec.Selector, pods.Items, routing.lane.Tag, routing.flavor.label)
+	return h, true, nil
 }
 
-// serviceIndex finds the Services whose selector selects a set of labels without trying every
-// Service: each Service with a selector is filed under the smallest key of its selector and that
-// key's value, which any label set it selects must carry.
-type serviceIndex map[string][]*corev1.Service
-
-func indexServices(services []corev1.Service) serviceIndex {
-	idx := serviceIndex{}
-	for i := range services {
-		sel := services[i].Spec.Selector
-		if len(sel) == 0 {
-			continue
+// selectsMember reports whether the selector selects the pod template of a workload a Routable
+// member of the lane releases.
+func (r *MeshRouteReconciler) selectsMember(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, selector map[string]string) (bool, error) {
+	for _, k := range workloadKinds(r.CloneSets) {
+		list := k.NewList()
+		if err := r.Client.List(ctx, list, client.InNamespace(tr.Namespace), client.MatchingFields{templateLabelIndex: selectorKey(selector)}, client.UnsafeDisableDeepCopy); err != nil {
+			return false, fmt.Errorf("list %ss in %s: %w", strings.ToLower(k.Kind()), tr.Namespace, err)
 		}
-		first := ""
-		for k := range sel {
-			if first == "" || k < first {
-				first = k
+		var names []string
+		if err := meta.EachListItem(list, func(o runtime.Object) error {
+			if w, ok := o.(client.Object); ok && ServiceSelects(selector, k.TemplateLabels(w)) {
+				names = append(names, w.GetName())
 			}
+			return nil
+		}); err != nil {
+			return false, fmt.Errorf("read %ss in %s: %w", strings.ToLower(k.Kind()), tr.Namespace, err)
 		}
-		key := first + "=" + sel[first]
-		idx[key] = append(idx[key], &services[i])
-	}
-	return idx
-}
-
-// selecting returns the Services whose selector selects labels, each once, in index order.
-func (idx serviceIndex) selecting(labels map[string]string) []*corev1.Service {
-	var out []*corev1.Service
-	for k, v := range labels {
-		for _, svc := range idx[k+"="+v] {
-			if ServiceSelects(svc.Spec.Selector, labels) {
-				out = append(out, svc)
+		for _, name := range names {
+			rollouts := &rolloutsv1beta1.RolloutList{}
+			if err := r.Client.List(ctx, rollouts, client.InNamespace(tr.Namespace), client.MatchingFields{RolloutWorkloadIndex: workloadKey(k.Kind(), name)}, client.UnsafeDisableDeepCopy); err != nil {
+				return false, fmt.Errorf("list rollouts of %s %s/%s: %w", k.Kind(), tr.Namespace, name, err)
+			}
+			if len(routedMembers(tr.Name, rollouts.Items)) > 0 {
+				return true, nil
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b *corev1.Service) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return false, nil
+}
+
+// inTheWay returns an object of the lane's mesh that Kruise Lanes did not write for this lane and
+// that routes the Service (routedServices), or nil when there is none.
+func (r *MeshRouteReconciler) inTheWay(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, routing laneRouting, service string) (*unstructured.Unstructured, error) {
+	for _, gvk := range routing.flavor.kinds {
+		var objs []*unstructured.Unstructured
+		if gvk == ServiceGVK {
+			for _, name := range []string{LaneServiceName(service, routing.lane.Tag), LaneServiceName(service, BaseTag)} {
+				u := &unstructured.Unstructured{}
+				u.SetGroupVersionKind(gvk)
+				err := r.Client.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, u)
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				if err != nil {
+					return nil, fmt.Errorf("get service %s/%s: %w", tr.Namespace, name, err)
+				}
+				objs = append(objs, u)
+			}
+		} else {
+			// Only read: not copied out of the cache.
+			var err error
+			if objs, err = r.list(ctx, tr.Namespace, gvk, client.MatchingFields{meshRoutesIndex: service}, client.UnsafeDisableDeepCopy); err != nil {
+				return nil, err
+			}
+		}
+		for _, o := range objs {
+			if !IsLaneMeshObject(o, tr.Name) && slices.Contains(routedServices(o, routing.lane.Tag), service) {
+				return o, nil
+			}
+		}
+	}
+	return nil, nil
 }
 
 // routedMembers are the Rollouts of the lane named lane that are Routable, in list order.
@@ -122,67 +137,83 @@ func routedMembers(lane string, rollouts []rolloutsv1beta1.Rollout) []*rolloutsv
 	return out
 }
 
-// memberServices are the Services that select the pod templates of the lane's members, each
-// once, in the order of the templates.
-func (idx serviceIndex) memberServices(templates []map[string]string) []*corev1.Service {
-	var out []*corev1.Service
-	seen := map[string]bool{}
-	for _, template := range templates {
-		for _, svc := range idx.selecting(template) {
-			if !seen[svc.Name] {
-				seen[svc.Name] = true
-				out = append(out, svc)
-			}
-		}
-	}
-	return out
-}
-
-// hopConflict is a member Service that an object Kruise Lanes did not write for the lane routes.
-type hopConflict struct {
-	service string
-	by      *unstructured.Unstructured
-}
-
-// unblockedHops makes a hop of each member Service that no foreign object blocks (blockers maps
-// a Service name to the object in its way), and a conflict of each one blocked.
-func unblockedHops(candidates []*corev1.Service, blockers map[string]*unstructured.Unstructured) ([]Hop, []hopConflict) {
-	var hops []Hop
-	var conflicts []hopConflict
-	for _, svc := range candidates {
-		if other := blockers[svc.Name]; other != nil {
-			conflicts = append(conflicts, hopConflict{service: svc.Name, by: other})
-			continue
-		}
-		hops = append(hops, Hop{Service: svc.Name, Selector: svc.Spec.Selector, Ports: svc.Spec.Ports})
-	}
-	return hops, conflicts
-}
-
-// markReady sets each hop's LaneReady and BaseReady from the pods: a hop is ready for the lane
-// (or its base) when one of the pods its Service selects is Ready, not being deleted, and
-// carries label with the lane's tag (or BaseTag).
-func markReady(hops []Hop, index serviceIndex, pods []corev1.Pod, tag, label string) {
-	member := make(map[string]int, len(hops)) // member Service → its hop
-	for i, h := range hops {
-		member[h.Service] = i
-	}
+// readiness reports whether the pods a Service selector selects include a lane pod (label holds
+// tag) and a base pod (label holds BaseTag) that is Ready and not being deleted.
+func readiness(selector map[string]string, pods []corev1.Pod, tag, label string) (laneReady, baseReady bool) {
 	for i := range pods {
 		p := &pods[i]
 		value := p.Labels[label]
-		if (value != tag && value != BaseTag) || !p.DeletionTimestamp.IsZero() || !podReady(p) {
+		if (value != tag && value != BaseTag) || !p.DeletionTimestamp.IsZero() || !podReady(p) || !ServiceSelects(selector, p.Labels) {
 			continue
 		}
-		for _, svc := range index.selecting(p.Labels) {
-			if h, ok := member[svc.Name]; ok {
-				if value == tag {
-					hops[h].LaneReady = true
-				} else {
-					hops[h].BaseReady = true
-				}
+		if value == tag {
+			laneReady = true
+		} else {
+			baseReady = true
+		}
+	}
+	return laneReady, baseReady
+}
+
+// laneServices are the Services a whole-lane reconcile looks at, sorted: those that select the
+// pod template of a Routable member (when the lane routes) and those the lane has mesh objects
+// for.
+func (r *MeshRouteReconciler) laneServices(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, routes bool) ([]string, error) {
+	var out []string
+	add := func(svc string) {
+		if !slices.Contains(out, svc) {
+			out = append(out, svc)
+		}
+	}
+	if routes {
+		rollouts := &rolloutsv1beta1.RolloutList{}
+		if err := r.Client.List(ctx, rollouts, client.InNamespace(tr.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+			return nil, fmt.Errorf("list rollouts in %s: %w", tr.Namespace, err)
+		}
+		for _, ro := range routedMembers(tr.Name, rollouts.Items) {
+			template, err := r.templateLabels(ctx, ro)
+			if err != nil {
+				return nil, err
+			}
+			services, err := r.servicesSelecting(ctx, tr.Namespace, template)
+			if err != nil {
+				return nil, err
+			}
+			for _, svc := range services {
+				add(svc)
 			}
 		}
 	}
+	owned, err := r.ownedObjects(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range owned {
+		if _, svc, _ := hopOfObject(o); svc != "" {
+			add(svc)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// servicesSelecting are the names of the Services in the namespace whose selector selects the
+// labels, sorted; not the lane and base Services Kruise Lanes wrote, which are never a hop.
+func (r *MeshRouteReconciler) servicesSelecting(ctx context.Context, namespace string, labels map[string]string) ([]string, error) {
+	var out []string
+	for k, v := range labels {
+		list := &corev1.ServiceList{}
+		if err := r.Client.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{serviceSelectorIndex: labelPair(k, v)}, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, fmt.Errorf("list services in %s: %w", namespace, err)
+		}
+		for i := range list.Items {
+			if _, _, written := hopOfObject(&list.Items[i]); !written && ServiceSelects(list.Items[i].Spec.Selector, labels) {
+				out = append(out, list.Items[i].Name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // templateLabels are the pod template labels of a Rollout's workload.
@@ -225,7 +256,7 @@ func (r *MeshRouteReconciler) list(ctx context.Context, namespace string, gvk sc
 func (r *MeshRouteReconciler) ownedObjects(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, gvk := range r.ownedKinds() {
-		// Only read (compared, deleted): not copied out of the cache.
+		// Only read: not copied out of the cache.
 		objs, err := r.list(ctx, tr.Namespace, gvk, client.MatchingLabels{ManagedByLabel: ManagedByValue, MeshLaneLabel: tr.Name}, client.UnsafeDisableDeepCopy)
 		if err != nil {
 			return nil, err
@@ -235,21 +266,17 @@ func (r *MeshRouteReconciler) ownedObjects(ctx context.Context, tr *rolloutsv1al
 	return out, nil
 }
 
-// foreignObjects are the objects of the mesh's kinds in the lane's namespace that Kruise Lanes did
-// not write for this lane.
-func (r *MeshRouteReconciler) foreignObjects(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, flavor meshFlavor) ([]*unstructured.Unstructured, error) {
+// hopObjects are the mesh objects Kruise Lanes wrote for one hop of this lane, of every installed
+// mesh.
+func (r *MeshRouteReconciler) hopObjects(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, service string) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
-	for _, gvk := range flavor.kinds {
-		// Only read: not copied out of the cache.
-		objs, err := r.list(ctx, tr.Namespace, gvk, client.UnsafeDisableDeepCopy)
+	for _, gvk := range r.ownedKinds() {
+		// Only read (compared, deleted): not copied out of the cache.
+		objs, err := r.list(ctx, tr.Namespace, gvk, client.MatchingFields{meshHopIndex: hopKey(tr.Name, service)}, client.UnsafeDisableDeepCopy)
 		if err != nil {
 			return nil, err
 		}
-		for _, o := range objs {
-			if !IsLaneMeshObject(o, tr.Name) {
-				out = append(out, o)
-			}
-		}
+		out = append(out, objs...)
 	}
 	return out, nil
 }

@@ -2,37 +2,38 @@ package trafficrouting
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 // MeshRouteReconciler writes the east-west routes of istio and gateway-api lanes: for every
-// member Service of a releasing member, the objects IstioObjects or GatewayObjects renders, owned
-// by the TrafficRouting. It is level-based: each reconcile of a lane computes every object from
-// the members, Services and pods, writes what differs and deletes what it wrote that is no longer
-// wanted, so a hop's lane route goes as soon as its last Ready lane pod does, and a lane with no
-// releasing member (or that changed mesh) has no objects left. A member stops releasing as soon as
-// Kruise starts finalising or cancelling it, so its routes go before Kruise promotes or rolls back
-// its pods. An object for a member's host that Kruise Lanes did not write is never touched: the
-// hop is skipped and a Warning Event on the TrafficRouting says why.
+// member Service of a releasing member (a hop), the objects IstioObjects or GatewayObjects
+// renders, owned by the TrafficRouting. It is level-based and reconciles one hop at a time: each
+// reconcile of a hop computes its objects from scratch from the hop's Service, the members whose
+// pods it selects, the objects in its way and its pods, all read through cache indexes, writes
+// what differs and deletes what it wrote for the hop that is no longer wanted. So a transition
+// costs what it touches, not the lane's size; a hop's lane route goes as soon as its last Ready
+// lane pod does, and a lane with no releasing member (or that changed mesh) has no objects left.
+// A member stops releasing as soon as Kruise starts finalising or cancelling it, so its routes go
+// before Kruise promotes or rolls back its pods. An object for a member's host that Kruise Lanes
+// did not write is never touched: the hop is skipped and a Warning Event on the TrafficRouting
+// says why.
 type MeshRouteReconciler struct {
 	Client   client.Client
 	Defaults Defaults
@@ -47,6 +48,10 @@ type MeshRouteReconciler struct {
 	RouteDrain time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// written is what the reconciler last sent for each mesh object, so that the event of its own
+	// write causes no second reconcile.
+	written writtenObjects
 }
 
 // DefaultRouteDrain is the default MeshRouteReconciler.RouteDrain. A mesh's data plane learns a
@@ -76,23 +81,20 @@ func (r *MeshRouteReconciler) routeDrain() time.Duration {
 	return DefaultRouteDrain
 }
 
-// Reconcile brings one lane's mesh objects to what its members need now.
-func (r *MeshRouteReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+// Reconcile brings one hop's mesh objects (or, for a request without a Service, every hop's of
+// the lane) to what the hop needs now.
+func (r *MeshRouteReconciler) Reconcile(ctx context.Context, req meshRequest) (reconcile.Result, error) {
 	tr := &rolloutsv1alpha1.TrafficRouting{}
-	if err := r.Client.Get(ctx, req.NamespacedName, tr); err != nil {
+	if err := r.Client.Get(ctx, req.Lane, tr); err != nil {
 		// A deleted lane's objects go with it (owner references).
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	existing, err := r.ownedObjects(ctx, tr)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	var desired []*unstructured.Unstructured
 	mesh, err := MeshOf(tr)
 	if err != nil {
 		r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneMisconfigured", "mesh routes left as they are: %v", err)
 		return reconcile.Result{}, nil
 	}
+	var routing *laneRouting // nil: the lane routes nothing, its objects go
 	if flavor, ok := flavorOf(mesh); ok && tr.DeletionTimestamp.IsZero() {
 		if !slices.Contains(r.Meshes, mesh) {
 			r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneMisconfigured",
@@ -105,36 +107,64 @@ func (r *MeshRouteReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 			r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneMisconfigured", "%s routes left as they are: %v", mesh, err)
 			return reconcile.Result{}, nil
 		}
-		hops, err := r.hops(ctx, tr, lane, flavor)
+		routing = &laneRouting{lane: lane, flavor: flavor}
+	}
+	services := []string{req.Service}
+	if req.Service == "" {
+		if services, err = r.laneServices(ctx, tr, routing != nil); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	var requeue time.Duration
+	for _, service := range services {
+		wait, err := r.reconcileHop(ctx, tr, routing, service)
 		if err != nil {
 			return reconcile.Result{}, err
 		}
-		for _, hop := range hops {
-			objs, err := flavor.render(lane, LaneOwner(tr), hop)
-			if err != nil {
-				r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneRouteInvalid", "no lane route for %v", err)
-				continue
-			}
-			desired = append(desired, objs...)
+		if wait > 0 && (requeue == 0 || wait < requeue) {
+			requeue = wait
 		}
-	}
-
-	plan, err := planMesh(existing, desired, r.ownedKinds())
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	requeue, err := r.apply(ctx, tr, plan)
-	if err != nil {
-		return reconcile.Result{}, err
 	}
 	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
+// reconcileHop computes the objects of one hop from scratch, writes what differs and deletes
+// what the hop has and no longer wants; it returns how long until a drained object is due.
+func (r *MeshRouteReconciler) reconcileHop(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting, routing *laneRouting, service string) (time.Duration, error) {
+	existing, err := r.hopObjects(ctx, tr, service)
+	if err != nil {
+		return 0, err
+	}
+	var desired []*unstructured.Unstructured
+	if routing != nil {
+		hop, ok, err := r.hop(ctx, tr, *routing, service)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			objs, err := routing.flavor.render(routing.lane, LaneOwner(tr), hop)
+			if err != nil {
+				r.Recorder.Eventf(tr, corev1.EventTypeWarning, "LaneRouteInvalid", "no lane route for %v", err)
+			} else {
+				desired = objs
+			}
+		}
+	}
+	plan, err := planMesh(existing, desired, r.ownedKinds())
+	if err != nil {
+		return 0, err
+	}
+	return r.apply(ctx, tr, plan)
+}
+
 // ownedKinds are the kinds of every installed mesh, in deletion order: routes first.
-func (r *MeshRouteReconciler) ownedKinds() []schema.GroupVersionKind {
+func (r *MeshRouteReconciler) ownedKinds() []schema.GroupVersionKind { return meshKinds(r.Meshes) }
+
+// meshKinds are the kinds of the meshes, in deletion order: routes first.
+func meshKinds(meshes []Mesh) []schema.GroupVersionKind {
 	var out []schema.GroupVersionKind
 	for _, m := range allMeshes {
-		if f, ok := flavorOf(m); ok && slices.Contains(r.Meshes, m) {
+		if f, ok := flavorOf(m); ok && slices.Contains(meshes, m) {
 			out = append(out, f.kinds...)
 		}
 	}
@@ -151,10 +181,12 @@ func kindNames(gvks []schema.GroupVersionKind) string {
 	return strings.Join(names, " and ")
 }
 
-// SetupWithManager registers the reconciler. It finds which meshes' CRDs the API server serves
-// (unless Meshes is set) and watches their kinds. Lanes are reconciled when they change, when
-// their mesh objects change, when a member Rollout changes, when a Service changes, and when a pod
-// carrying a mesh's lane label changes (readiness, labels, deletion).
+// SetupWithManager registers the reconciler and its cache indexes (meshIndexes; the manager
+// registers RolloutWorkloadIndex). It finds which meshes' CRDs the API server serves (unless Meshes
+// is set) and watches their kinds. Each event is mapped to the hops it concerns (mesh_events.go):
+// a lane pod's to the hops of the Services that select it, a Service's or mesh object's to its
+// own hop and those it stands in the way of, a member Rollout's status to its hops; a lane's
+// change, or a Rollout joining, leaving or changing workload, reconciles every hop of the lane.
 func (r *MeshRouteReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if len(r.Meshes) == 0 {
 		for _, m := range allMeshes {
@@ -164,44 +196,36 @@ func (r *MeshRouteReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}
 		}
 	}
-	mgr.GetLogger().WithName("mesh-routes").Info("meshes served by the API server", "meshes", r.Meshes)
-	var labelKeys []string
-	for _, m := range allMeshes {
-		if f, ok := flavorOf(m); ok {
-			labelKeys = append(labelKeys, f.label)
+	log := mgr.GetLogger().WithName("mesh-routes")
+	log.Info("meshes served by the API server", "meshes", r.Meshes)
+	for _, idx := range meshIndexes(r.Meshes, r.CloneSets) {
+		if err := mgr.GetFieldIndexer().IndexField(context.Background(), idx.obj, idx.field, idx.extract); err != nil {
+			return fmt.Errorf("index %T by %s: %w", idx.obj, idx.field, err)
 		}
 	}
-	hasLaneLabel := func(o client.Object) bool {
-		for _, k := range labelKeys {
-			if _, ok := o.GetLabels()[k]; ok {
-				return true
-			}
-		}
-		return false
-	}
-	// A pod matters while it carries a mesh's lane label, and when it loses it.
-	lanePods := predicate.Funcs{
-		CreateFunc:  func(e event.CreateEvent) bool { return hasLaneLabel(e.Object) },
-		UpdateFunc:  func(e event.UpdateEvent) bool { return hasLaneLabel(e.ObjectOld) || hasLaneLabel(e.ObjectNew) },
-		DeleteFunc:  func(e event.DeleteEvent) bool { return hasLaneLabel(e.Object) },
-		GenericFunc: func(e event.GenericEvent) bool { return hasLaneLabel(e.Object) },
-	}
-	b := ctrl.NewControllerManagedBy(mgr).
+	b := builder.TypedControllerManagedBy[meshRequest](mgr).
 		Named("mesh-routes").
-		For(&rolloutsv1alpha1.TrafficRouting{})
+		WithLogConstructor(func(req *meshRequest) logr.Logger {
+			if req == nil {
+				return log
+			}
+			return log.WithValues("lane", req.Lane, "service", req.Service)
+		}).
+		Watches(&rolloutsv1alpha1.TrafficRouting{}, handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []meshRequest {
+			return []meshRequest{laneRequest(o.GetNamespace(), o.GetName())}
+		}), builder.WithPredicates(laneChanges())).
+		Watches(&rolloutsv1beta1.Rollout{}, r.rolloutEvents()).
+		Watches(&corev1.Service{}, r.meshObjectEvents()).
+		Watches(&corev1.Pod{}, handler.TypedEnqueueRequestsFromMapFunc(r.hopsOf), builder.WithPredicates(lanePodChanges()))
 	for _, gvk := range r.ownedKinds() {
 		if gvk == ServiceGVK {
-			continue // every Service is watched below
+			continue // Services are watched above
 		}
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(gvk)
-		b = b.Owns(u)
+		b = b.Watches(u, r.meshObjectEvents())
 	}
-	return b.
-		Watches(&rolloutsv1beta1.Rollout{}, handler.EnqueueRequestsFromMapFunc(laneOfRollout)).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.lanesInNamespace)).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.lanesInNamespace), builder.WithPredicates(lanePods)).
-		Complete(r)
+	return b.Complete(r)
 }
 
 // servesAll reports whether the API server serves every kind.
@@ -212,27 +236,4 @@ func servesAll(mapper meta.RESTMapper, gvks []schema.GroupVersionKind) bool {
 		}
 	}
 	return true
-}
-
-func laneOfRollout(_ context.Context, obj client.Object) []reconcile.Request {
-	name := obj.GetAnnotations()[TrafficRoutingAnnotation]
-	if name == "" {
-		return nil
-	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
-}
-
-func (r *MeshRouteReconciler) lanesInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
-	list := &rolloutsv1alpha1.TrafficRoutingList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
-		logf.FromContext(ctx).Error(err, "list lanes", "namespace", obj.GetNamespace())
-		return nil
-	}
-	var reqs []reconcile.Request
-	for i := range list.Items {
-		if m, err := MeshOf(&list.Items[i]); err == nil && m != MeshNone {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-	}
-	return reqs
 }

@@ -34,6 +34,18 @@ func meshScheme(t *testing.T) *runtime.Scheme {
 	return s
 }
 
+// meshClientBuilder is a fake client builder with the mesh kinds and the indexes the
+// MeshRouteReconciler reads (both meshes, no CloneSets).
+func meshClientBuilder(t *testing.T) *fake.ClientBuilder {
+	t.Helper()
+	b := fake.NewClientBuilder().WithScheme(meshScheme(t)).
+		WithIndex(&rolloutsv1beta1.Rollout{}, RolloutWorkloadIndex, IndexRolloutWorkload)
+	for _, idx := range meshIndexes([]Mesh{MeshIstio, MeshGatewayAPI}, false) {
+		b = b.WithIndex(idx.obj, idx.field, idx.extract)
+	}
+	return b
+}
+
 // member returns a Service, Deployment, Rollout and pods of one lane member: stable pods labelled
 // base, and, when releasing, a Ready canary pod labelled gray.
 func member(name string, releasing bool) []client.Object {
@@ -115,10 +127,10 @@ func TestIstioRouteReconciler(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(tc.objs, istioLane())...).Build()
+			c := meshClientBuilder(t).WithObjects(cached(append(tc.objs, istioLane())...)...).Build()
 			rec := record.NewFakeRecorder(20)
 			r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: rec}
-			if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())}); err != nil {
+			if _, err := r.Reconcile(t.Context(), meshRequest{Lane: client.ObjectKeyFromObject(istioLane())}); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, meshObjects(t, c)); diff != "" {
@@ -131,9 +143,9 @@ func TestIstioRouteReconciler(t *testing.T) {
 
 func TestIstioRouteReconcilerLaneRouteFollowsReadiness(t *testing.T) {
 	objs := member("a", true)
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(objs, istioLane())...).WithStatusSubresource(&corev1.Pod{}).Build()
+	c := meshClientBuilder(t).WithObjects(cached(append(objs, istioLane())...)...).WithStatusSubresource(&corev1.Pod{}).Build()
 	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
-	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())}
+	req := meshRequest{Lane: client.ObjectKeyFromObject(istioLane())}
 	routes := func() []string {
 		t.Helper()
 		if _, err := r.Reconcile(t.Context(), req); err != nil {
@@ -185,24 +197,21 @@ func checkWarnings(t *testing.T, rec *record.FakeRecorder, want []string) {
 	}
 }
 
-func TestServiceIndexSelecting(t *testing.T) {
-	svc := func(name string, selector map[string]string) corev1.Service {
-		return corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Selector: selector}}
+// The Service selector index finds every Service whose selector selects a label set, each once,
+// and no other.
+func TestServicesSelecting(t *testing.T) {
+	svc := func(name string, selector map[string]string) client.Object {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name}, Spec: corev1.ServiceSpec{Selector: selector}}
 	}
-	idx := indexServices([]corev1.Service{
+	c := meshClientBuilder(t).WithObjects(
 		svc("a", map[string]string{"app": "a"}),
 		svc("a-v2", map[string]string{"app": "a", "version": "v2"}),
 		svc("all", map[string]string{"tier": "web"}),
 		svc("headless-manual", nil),
 		svc("b", map[string]string{"app": "b"}),
-	})
-	names := func(labels map[string]string) []string {
-		var out []string
-		for _, s := range idx.selecting(labels) {
-			out = append(out, s.Name)
-		}
-		return out
-	}
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "a"}, Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "a"}}},
+	).Build()
+	r := &MeshRouteReconciler{Client: c}
 	tests := []struct {
 		labels map[string]string
 		want   []string
@@ -213,7 +222,11 @@ func TestServiceIndexSelecting(t *testing.T) {
 		{nil, nil},
 	}
 	for _, tc := range tests {
-		if diff := cmp.Diff(tc.want, names(tc.labels)); diff != "" {
+		got, err := r.servicesSelecting(t.Context(), "shop", tc.labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("services selecting %v (-want +got):\n%s", tc.labels, diff)
 		}
 	}
@@ -234,7 +247,7 @@ func TestIstioHostService(t *testing.T) {
 // VirtualService and the names of its routes.
 func istioDefaultRoute(t *testing.T, r *MeshRouteReconciler) (routes []string, destinations []any) {
 	t.Helper()
-	if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())}); err != nil {
+	if _, err := r.Reconcile(t.Context(), meshRequest{Lane: client.ObjectKeyFromObject(istioLane())}); err != nil {
 		t.Fatal(err)
 	}
 	vs := &unstructured.Unstructured{}
@@ -268,7 +281,7 @@ func setReady(t *testing.T, c client.Client, pod string, ready bool) {
 // The last batch: once no base pod is Ready, the default route must lose its subset (the desired
 // route drops a key the live one has), else every non-lane request goes to an empty subset.
 func TestIstioRouteReconcilerDefaultRouteLeavesEmptyBase(t *testing.T) {
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", true), istioLane())...).WithStatusSubresource(&corev1.Pod{}).Build()
+	c := meshClientBuilder(t).WithObjects(cached(append(member("a", true), istioLane())...)...).WithStatusSubresource(&corev1.Pod{}).Build()
 	r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
 	toBase := []any{map[string]any{"destination": map[string]any{"host": "a", "subset": "base"}}}
 	toService := []any{map[string]any{"destination": map[string]any{"host": "a"}}}
@@ -330,7 +343,7 @@ func TestIstioRouteReconcilerRestoresEdits(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", true), istioLane())...).Build()
+			c := meshClientBuilder(t).WithObjects(cached(append(member("a", true), istioLane())...)...).Build()
 			r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio, MeshGatewayAPI}, Client: c, Defaults: DefaultDefaults(), Recorder: record.NewFakeRecorder(20)}
 			istioDefaultRoute(t, r)
 			vs := &unstructured.Unstructured{}
@@ -397,7 +410,7 @@ func TestSpecHash(t *testing.T) {
 // and a hop routed again before the end of the drain keeps its DestinationRule, unmarked.
 func TestMeshRouteReconcilerDrainsDestinations(t *testing.T) {
 	objs := IstioObjects(Lane{Namespace: "shop", Name: "lane", Tag: "gray", Header: "x-mse-tag"}, LaneOwner(istioLane()), Hop{Service: "a", LaneReady: true, BaseReady: true})
-	c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", false), objs[0], objs[1], istioLane())...).Build()
+	c := meshClientBuilder(t).WithObjects(cached(append(member("a", false), objs[0], objs[1], istioLane())...)...).Build()
 	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	now := t0
 	newReconciler := func() *MeshRouteReconciler {
@@ -406,7 +419,7 @@ func TestMeshRouteReconcilerDrainsDestinations(t *testing.T) {
 	reconcileAt := func(r *MeshRouteReconciler, at time.Duration) reconcile.Result {
 		t.Helper()
 		now = t0.Add(at)
-		res, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(istioLane())})
+		res, err := r.Reconcile(t.Context(), meshRequest{Lane: client.ObjectKeyFromObject(istioLane())})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +458,7 @@ func TestMeshRouteReconcilerDrainsDestinations(t *testing.T) {
 	}
 
 	// Routed again during the drain: the DestinationRule stays and loses its mark.
-	c = fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", false), objs[0], objs[1], istioLane())...).Build()
+	c = meshClientBuilder(t).WithObjects(cached(append(member("a", false), objs[0], objs[1], istioLane())...)...).Build()
 	reconcileAt(newReconciler(), 0)
 	ro := &rolloutsv1beta1.Rollout{}
 	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "shop", Name: "rollout-a"}, ro); err != nil {
@@ -475,10 +488,10 @@ func TestIstioRouteReconcilerRefusesNonDNSTag(t *testing.T) {
 		t.Run(tag, func(t *testing.T) {
 			tr := istioLane()
 			tr.Spec.Strategy.RequestHeaderModifier.Set[0].Value = tag
-			c := fake.NewClientBuilder().WithScheme(meshScheme(t)).WithObjects(append(member("a", true), tr)...).Build()
+			c := meshClientBuilder(t).WithObjects(cached(append(member("a", true), tr)...)...).Build()
 			rec := record.NewFakeRecorder(20)
 			r := &MeshRouteReconciler{Meshes: []Mesh{MeshIstio}, Client: c, Defaults: DefaultDefaults(), Recorder: rec}
-			res, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(tr)})
+			res, err := r.Reconcile(t.Context(), meshRequest{Lane: client.ObjectKeyFromObject(tr)})
 			if err != nil || !res.IsZero() {
 				t.Fatalf("Reconcile = %+v, %v; want no retry and no error", res, err)
 			}

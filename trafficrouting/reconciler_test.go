@@ -25,7 +25,7 @@ func (t *tally) ReconcileError()     { t.errors++ }
 func reconcilePod(t *testing.T, p *corev1.Pod, objs ...client.Object) (*corev1.Pod, *tally, *record.FakeRecorder) {
 	t.Helper()
 	p.Name = "a-pod"
-	c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(append(objs, p)...).
+	c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(cached(append(objs, p)...)...).
 		WithIndex(&rolloutsv1beta1.Rollout{}, RolloutWorkloadIndex, IndexRolloutWorkload).Build()
 	obs := &tally{}
 	rec := record.NewFakeRecorder(10)
@@ -105,7 +105,7 @@ func TestPodsOfRolloutIncludesExtraCanaryDeployment(t *testing.T) {
 	p2.Name = "canary-1"
 	other := pod(map[string]string{"app": "b"}, nil)
 	other.Name = "other"
-	c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(stable, canary, p1, p2, other).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(cached(stable, canary, p1, p2, other)...).Build()
 	r := &PodLabelReconciler{Client: c, Resolver: &Resolver{Reader: c}}
 	reqs := r.podsOfRollout(t.Context(), rollout("rollout-a", "Deployment", "a", "lane", rolloutsv1beta1.RolloutPhaseProgressing))
 	names := map[string]int{}
@@ -185,7 +185,7 @@ func TestWorkloadEventsEnqueueOnlyLaneMembers(t *testing.T) {
 	pb := pod(map[string]string{"app": "b"}, nil)
 	pb.Name = "b-1"
 	c := fake.NewClientBuilder().WithScheme(scheme(t)).
-		WithObjects(member, canary, other, pa, pb, rollout("rollout-a", "Deployment", "a", "lane", rolloutsv1beta1.RolloutPhaseProgressing)).
+		WithObjects(cached(member, canary, other, pa, pb, rollout("rollout-a", "Deployment", "a", "lane", rolloutsv1beta1.RolloutPhaseProgressing))...).
 		WithIndex(&rolloutsv1beta1.Rollout{}, RolloutWorkloadIndex, IndexRolloutWorkload).Build()
 	r := &PodLabelReconciler{Client: c, Resolver: &Resolver{Reader: c}}
 	for _, tc := range []struct {

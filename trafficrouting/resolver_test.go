@@ -65,7 +65,7 @@ func pod(labels map[string]string, owners []metav1.OwnerReference) *corev1.Pod {
 
 func resolver(t *testing.T, objs ...client.Object) *Resolver {
 	t.Helper()
-	c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(objs...).
+	c := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(cached(objs...)...).
 		WithIndex(&rolloutsv1beta1.Rollout{}, RolloutWorkloadIndex, IndexRolloutWorkload).Build()
 	return &Resolver{Reader: c, Defaults: DefaultDefaults()}
 }

@@ -89,6 +89,19 @@ func (k WorkloadKind) New() client.Object {
 	return u
 }
 
+// NewList returns an empty list of the kind to list workloads into.
+func (k WorkloadKind) NewList() client.ObjectList {
+	switch k {
+	case DeploymentKind:
+		return &appsv1.DeploymentList{}
+	case StatefulSetKind:
+		return &appsv1.StatefulSetList{}
+	}
+	l := &unstructured.UnstructuredList{}
+	l.SetGroupVersionKind(k.GVK().GroupVersion().WithKind(k.Kind() + "List"))
+	return l
+}
+
 // Selector is the workload's pod selector (spec.selector); nil when it has none.
 func (k WorkloadKind) Selector(obj client.Object) (*metav1.LabelSelector, error) {
 	switch w := obj.(type) {

@@ -32,6 +32,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
@@ -39,16 +40,33 @@ import (
 	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
-// The scale the issue asks for: 10,000 pods and 1,000 Rollouts in the cache. Each Rollout releases
-// a Deployment of 10 pods (8 stable, 2 canary, partition style); 10 namespaces of 100 Rollouts,
-// each namespace with 10 lanes; every other Rollout is releasing.
+// The shape of the benchmark's cluster: each Rollout releases a Deployment of 10 pods (8 stable,
+// 2 canary, partition style) through two ReplicaSets; each namespace has 10 lanes; every other
+// Rollout is releasing. benchScale says how many namespaces and Rollouts per namespace.
 const (
-	benchNamespaces      = 10
-	benchRolloutsPerNS   = 100
 	benchLanesPerNS      = 10
 	benchPodsPerWorkload = 10
 	benchCanariesPerLoad = 2
 )
+
+// benchScale is the size of the benchmark's cluster: namespaces × rolloutsPerNS Rollouts, ten
+// pods each.
+type benchScale struct {
+	namespaces, rolloutsPerNS int
+}
+
+// The scales the issue asks for: 10,000 pods and 1,000 Rollouts; 100,000 pods and 10,000
+// Rollouts.
+var (
+	benchScale10k  = benchScale{namespaces: 10, rolloutsPerNS: 100}
+	benchScale100k = benchScale{namespaces: 100, rolloutsPerNS: 100}
+)
+
+func (s benchScale) pods() int { return s.namespaces * s.rolloutsPerNS * benchPodsPerWorkload }
+
+func (s benchScale) String() string {
+	return fmt.Sprintf("%dk-pods", s.pods()/1000)
+}
 
 // indexerReader is a client.Reader over client-go indexers, one per kind, read the way
 // controller-runtime's informer cache reads them (its CacheReader): Get and List return deep
@@ -242,19 +260,30 @@ func benchPod(ns, deploy, hash string, i int, stored bool) *corev1.Pod {
 	return pod
 }
 
-// loadBenchCluster fills a cache with the benchmark's objects.
-// With stripManagedFields the pods are stored as a cache with controller-runtime's
-// TransformStripManagedFields would keep them.
-func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, stripManagedFields bool) *benchCluster {
+// benchTemplate is the pod template of a benchmark Deployment and its ReplicaSets: the pod spec
+// benchPod creates pods with.
+func benchTemplate(ns, deploy string, lbls map[string]string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbls}, Spec: benchPod(ns, deploy, "", 0, false).Spec}
+}
+
+// loadBenchCluster fills a cache with the benchmark's objects at scale, each stored as transform
+// returns it: the transform an informer cache applies before storing (cache.Options
+// DefaultTransform). Objects are as the API server serves them: pods with status and managed
+// fields, Deployments and ReplicaSets with their pod template and status.
+func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, scale benchScale, transform toolscache.TransformFunc) *benchCluster {
 	b.Helper()
 	bc := &benchCluster{reader: newIndexerReader(scheme)}
 	add := func(obj client.Object) {
-		if err := bc.reader.add(obj); err != nil {
+		stored, err := transform(obj)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := bc.reader.add(stored.(client.Object)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	pods := 0
-	for n := range benchNamespaces {
+	for n := range scale.namespaces {
 		ns := fmt.Sprintf("team-%02d", n)
 		for l := range benchLanesPerNS {
 			add(&rolloutsv1alpha1.TrafficRouting{
@@ -268,7 +297,7 @@ func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, stripManagedField
 				},
 			})
 		}
-		for i := range benchRolloutsPerNS {
+		for i := range scale.rolloutsPerNS {
 			deploy := fmt.Sprintf("svc-%03d", i)
 			stable, canary := "5d8f9c7b6a", "7c6b5a4d3e"
 			releasing := i%2 == 0
@@ -277,15 +306,23 @@ func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, stripManagedField
 				deployLabels = map[string]string{"app": deploy, trafficrouting.StableRevisionLabel: stable}
 			}
 			add(&appsv1.Deployment{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: deploy, UID: types.UID(ns + deploy), Labels: deployLabels},
-				Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](benchPodsPerWorkload), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": deploy}}},
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: deploy, UID: types.UID(ns + deploy), Labels: deployLabels, ResourceVersion: "1", Generation: 2},
+				Spec: appsv1.DeploymentSpec{
+					Replicas: ptr.To[int32](benchPodsPerWorkload), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": deploy}},
+					Template: benchTemplate(ns, deploy, map[string]string{"app": deploy}),
+				},
+				Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: benchPodsPerWorkload, ReadyReplicas: benchPodsPerWorkload, AvailableReplicas: benchPodsPerWorkload, UpdatedReplicas: benchCanariesPerLoad},
 			})
 			for _, hash := range []string{stable, canary} {
-				add(&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{
-					Namespace: ns, Name: deploy + "-" + hash, UID: types.UID(deploy + "-" + hash),
-					Labels:          map[string]string{"app": deploy, appsv1.DefaultDeploymentUniqueLabelKey: hash},
-					OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy, UID: types.UID(ns + deploy), Controller: ptr.To(true)}},
-				}})
+				rsLabels := map[string]string{"app": deploy, appsv1.DefaultDeploymentUniqueLabelKey: hash}
+				add(&appsv1.ReplicaSet{
+					ObjectMeta: metav1.ObjectMeta{
+						Namespace: ns, Name: deploy + "-" + hash, UID: types.UID(deploy + "-" + hash), Labels: rsLabels, ResourceVersion: "1",
+						OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy, UID: types.UID(ns + deploy), Controller: ptr.To(true)}},
+					},
+					Spec:   appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](5), Selector: &metav1.LabelSelector{MatchLabels: rsLabels}, Template: benchTemplate(ns, deploy, rsLabels)},
+					Status: appsv1.ReplicaSetStatus{Replicas: 5, ReadyReplicas: 5, AvailableReplicas: 5},
+				})
 			}
 			ro := &rolloutsv1beta1.Rollout{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rollout-" + deploy, Annotations: map[string]string{trafficrouting.TrafficRoutingAnnotation: fmt.Sprintf("lane-%d", i%benchLanesPerNS)}},
@@ -306,11 +343,7 @@ func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, stripManagedField
 				if releasing && p < benchCanariesPerLoad {
 					hash = canary
 				}
-				pod := benchPod(ns, deploy, hash, p, true)
-				if stripManagedFields {
-					pod.ManagedFields = nil
-				}
-				add(pod)
+				add(benchPod(ns, deploy, hash, p, true))
 				pods++
 			}
 			if releasing {
@@ -318,8 +351,8 @@ func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, stripManagedField
 			}
 		}
 	}
-	if pods != 10_000 {
-		b.Fatalf("loaded %d pods, want 10000", pods)
+	if pods != scale.pods() {
+		b.Fatalf("loaded %d pods, want %d", pods, scale.pods())
 	}
 	return bc
 }
@@ -390,7 +423,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // most (ReplicaSet, Deployment, Rollouts by index, TrafficRouting) and patches.
 func BenchmarkAdmission(b *testing.B) {
 	scheme := benchScheme(b)
-	bc := loadBenchCluster(b, scheme, false)
+	bc := loadBenchCluster(b, scheme, benchScale10k, trafficrouting.CacheTransform)
 	labeler := &admission.Webhook{Handler: &PodLabeler{
 		Resolver: &trafficrouting.Resolver{Reader: bc.reader, Defaults: trafficrouting.DefaultDefaults()},
 		Recorder: &record.FakeRecorder{},
@@ -418,31 +451,48 @@ func BenchmarkAdmission(b *testing.B) {
 	b.ReportMetric(float64(p99)/float64(b99), "p99-ratio")
 }
 
-// BenchmarkCacheMemory reports the heap the cache of 10,000 pods, 1,000 Rollouts, their
-// Deployments, 2,000 ReplicaSets and 100 lanes takes once loaded: what lanes-manager holds at that
-// scale beyond its fixed start-up cost. "as-served" keeps the pods' managedFields, as
-// lanes-manager's cache does today; "managed-fields-stripped" is what a cache with
-// TransformStripManagedFields would hold.
+// BenchmarkCacheMemory reports the heap the cache takes once loaded at 10,000 pods / 1,000
+// Rollouts and at 100,000 pods / 10,000 Rollouts (with their Deployments, two ReplicaSets each,
+// and ten lanes per namespace): what lanes-manager holds at that scale beyond its fixed start-up
+// cost. "before" stores objects as lanes-manager did before it trimmed them (managedFields
+// stripped, cache.TransformStripManagedFields); "after" stores them through
+// trafficrouting.CacheTransform, the transform lanes-manager's cache applies. Both load the same
+// objects in the same run; "ratio" is after/before of the last iteration pair of a scale.
 func BenchmarkCacheMemory(b *testing.B) {
 	scheme := benchScheme(b)
-	for name, strip := range map[string]bool{"as-served": false, "managed-fields-stripped": true} {
-		b.Run(name, func(b *testing.B) {
-			var heap uint64
-			for range b.N {
-				before := heapInUse()
-				bc := loadBenchCluster(b, scheme, strip)
-				heap = heapInUse() - before
-				runtime.KeepAlive(bc)
-			}
-			b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
-		})
+	transforms := []struct {
+		name      string
+		transform toolscache.TransformFunc
+	}{
+		{"before", cache.TransformStripManagedFields()},
+		{"after", trafficrouting.CacheTransform},
+	}
+	for _, scale := range []benchScale{benchScale10k, benchScale100k} {
+		for _, tr := range transforms {
+			b.Run(scale.String()+"/"+tr.name, func(b *testing.B) {
+				var heap, live uint64
+				for range b.N {
+					before := heapStats()
+					bc := loadBenchCluster(b, scheme, scale, tr.transform)
+					bc.requests = nil // the admission requests are the benchmark's, not the cache's
+					after := heapStats()
+					heap, live = after.HeapInuse-before.HeapInuse, after.HeapAlloc-before.HeapAlloc
+					runtime.KeepAlive(bc)
+				}
+				b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
+				b.ReportMetric(float64(live)/(1<<20), "live-MiB")
+				b.ReportMetric(float64(heap)/float64(scale.pods()), "heap-B/pod")
+			})
+		}
 	}
 }
 
-func heapInUse() uint64 {
+// heapStats are the heap figures after a full collection: HeapInuse (the spans the heap holds,
+// what the process pays for) and HeapAlloc (the bytes of live objects in them).
+func heapStats() runtime.MemStats {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse
+	return m
 }

@@ -1,7 +1,9 @@
-// Package webhook is the Pod CREATE mutating admission handler of lanes-manager. It is thin glue:
-// it asks trafficrouting which lane labels a new pod gets and returns the patch. It reads only the
-// informer cache, never mutates a workload, and never rejects a pod: a broken lane becomes an
-// admission warning and an Event, and the pod is admitted as it is.
+// Package webhook holds lanes-manager's admission handlers, thin glue over trafficrouting that
+// reads only the informer cache. The Pod CREATE mutating handler asks which lane labels a new pod
+// gets and returns the patch; it never mutates a workload and never rejects a pod: a broken lane
+// becomes an admission warning and an Event, and the pod is admitted as it is. The lane validator
+// (LaneValidator) refuses a TrafficRouting or a lane member Rollout whose rules the lane's provider
+// cannot express, with trafficrouting's sentence, and warns about surprising ones.
 package webhook
 
 import (

@@ -53,7 +53,9 @@ const (
 // Reconciler runs LaneAnalyses.
 type Reconciler struct {
 	Client client.Client
-	// APIReader reads the bearer token Secrets (by name, not through a cache of every Secret).
+	// APIReader reads the bearer token Secrets (by name, not through a cache of every Secret) and,
+	// for a rollback, the stable pod template (the manager's cache keeps none:
+	// trafficrouting.CacheTransform).
 	APIReader client.Reader
 	Defaults  trafficrouting.Defaults
 	Recorder  record.EventRecorder
@@ -359,7 +361,7 @@ func (r *Reconciler) act(ctx context.Context, la *lanesv1alpha1.LaneAnalysis, st
 			if !m.CanRollBack() {
 				continue
 			}
-			stable, err := laneops.RollBack(ctx, r.Client, m)
+			stable, err := laneops.RollBack(ctx, r.Client, r.APIReader, m)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("roll back %s: %w", m.Rollout.Name, err))
 				continue

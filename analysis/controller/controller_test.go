@@ -159,7 +159,18 @@ func newEnv(t *testing.T, s lanesv1alpha1.LaneAnalysisSpec, q *fakeQuerier, stat
 	objs = append(objs, member("b", false)...)
 	objs = append(objs, member("c", true)...)
 	e := &env{q: q, events: record.NewFakeRecorder(100), now: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
-	e.c = fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&lanesv1alpha1.LaneAnalysis{}, &rolloutsv1beta1.Rollout{}).
+	// The API server holds the whole objects; the reconciler's client reads them as lanes-manager's
+	// cache holds them (no pod templates), so a rollback must read its template from the API.
+	api := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+	trimmed := make([]client.Object, 0, len(objs))
+	for _, o := range objs {
+		kept, err := trafficrouting.CacheTransform(o.DeepCopyObject())
+		if err != nil {
+			t.Fatal(err)
+		}
+		trimmed = append(trimmed, kept.(client.Object))
+	}
+	e.c = fake.NewClientBuilder().WithScheme(scheme).WithObjects(trimmed...).WithStatusSubresource(&lanesv1alpha1.LaneAnalysis{}, &rolloutsv1beta1.Rollout{}).
 		WithInterceptorFuncs(interceptor.Funcs{
 			// Kruise's side of an approval: the Rollout moves on to the next step.
 			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
@@ -183,7 +194,7 @@ func newEnv(t *testing.T, s lanesv1alpha1.LaneAnalysisSpec, q *fakeQuerier, stat
 				return c.Patch(ctx, obj, patch, opts...)
 			},
 		}).Build()
-	e.r = &Reconciler{Client: e.c, APIReader: e.c, Recorder: e.events,
+	e.r = &Reconciler{Client: e.c, APIReader: api, Recorder: e.events,
 		Defaults: trafficrouting.Defaults{LaneHeader: "x-mse-tag", Dialects: []trafficrouting.Dialect{trafficrouting.DialectMSE}},
 		NewQuerier: func(lanesv1alpha1.PrometheusSource, string) (analysis.Querier, error) {
 			if e.noQuerier {

@@ -56,7 +56,7 @@ func helm(t *testing.T, args ...string) (stdout, stderr string, err error) {
 
 // valueSets are the rendered configurations, each with testdata/<name>.values.yaml (none for
 // default) and testdata/<name>.golden.yaml.
-var valueSets = []string{"default", "certmanager-servicemonitor", "class-prefix", "providers-disabled", "mesh-routes"}
+var valueSets = []string{"default", "certmanager-servicemonitor", "class-prefix", "providers-disabled", "mesh-routes", "watch-namespaces", "lane-validation-disabled"}
 
 func valuesArgs(t *testing.T, name string) []string {
 	t.Helper()

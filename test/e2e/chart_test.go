@@ -48,8 +48,11 @@ const (
 	chartFullname = chartRelease + "-lanes"
 	// chartWebhookConfig is the chart's MutatingWebhookConfiguration, <fullname>-<namespace>.
 	chartWebhookConfig = chartFullname + "-" + chartNamespace
+	// chartValidatingConfig is the chart's ValidatingWebhookConfiguration (the lane validator).
+	chartValidatingConfig = chartWebhookConfig + "-lanes"
 	// chartOptInSelector is the helm --set value making kruise-lanes.io/chart-e2e=opt-in the
-	// only namespace label the installed webhook selects; no namespace carries it. The chart's
+	// only namespace label the installed webhooks select (the lane validator follows the pod
+	// webhook's selector); no namespace carries it. The chart's
 	// webhook points at an in-cluster Service nothing serves here (the manager runs out of
 	// cluster), and the API server would dial its ClusterIP: keeping every namespace out of it
 	// means no test's pod creation ever waits on it.
@@ -146,7 +149,7 @@ func TestChartInstall(t *testing.T) {
 	}
 	slices.Sort(kinds)
 	t.Logf("release objects: %s", strings.Join(kinds, ", "))
-	for _, want := range []string{"ClusterRole", "ClusterRoleBinding", "Deployment", "MutatingWebhookConfiguration", "Role", "RoleBinding", "Secret", "Service", "ServiceAccount"} {
+	for _, want := range []string{"ClusterRole", "ClusterRoleBinding", "Deployment", "MutatingWebhookConfiguration", "Role", "RoleBinding", "Secret", "Service", "ServiceAccount", "ValidatingWebhookConfiguration"} {
 		if !slices.Contains(kinds, want) {
 			t.Errorf("release has no %s", want)
 		}
@@ -398,6 +401,14 @@ func startChartManager(t *testing.T, name string, deploymentArgs []string) *char
 		}
 		if len(cfg.Webhooks) != 1 || len(cfg.Webhooks[0].ClientConfig.CABundle) == 0 {
 			return false, framework.Pending("no caBundle in %s yet", chartWebhookConfig)
+		}
+		// The lane validator's configuration gets the same CA, under the chart's RBAC.
+		vcfg := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		if err := cluster.Client.Get(ctx, client.ObjectKey{Name: chartValidatingConfig}, vcfg); err != nil {
+			return false, err
+		}
+		if len(vcfg.Webhooks) != 1 || !bytes.Equal(vcfg.Webhooks[0].ClientConfig.CABundle, cfg.Webhooks[0].ClientConfig.CABundle) {
+			return false, framework.Pending("%s does not have the caBundle of %s yet", chartValidatingConfig, chartWebhookConfig)
 		}
 		return probeOK(ctx, ports[2])
 	})

@@ -130,7 +130,8 @@ fi
 wanted kruise-apps && build kruise-apps "-s -w" kruise-manager=github.com/openkruise/kruise
 wanted kube && build kube "$kube_ldflags" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
 	kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
-	kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler
+	kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
+	kubectl=k8s.io/kubernetes/cmd/kubectl
 wanted kwok && build kwok "-s -w" kwok=sigs.k8s.io/kwok/cmd/kwok
 wanted helm && build helm "-s -w" helm=helm.sh/helm/v3/cmd/helm
 # The data planes of the traffic scenarios. Traefik's link step is the largest of all (a 184 MB

@@ -33,7 +33,12 @@ func (m Member) CanRollBack() bool {
 // (from its ControllerRevision); Kruise then ends the release. It returns the stable revision.
 // The workload is read before the stable template is looked up, and the patch carries its
 // resourceVersion, so a change pushed meanwhile is never overwritten.
-func RollBack(ctx context.Context, c client.Client, m Member) (string, error) {
+//
+// templates reads the ReplicaSets and ControllerRevisions that hold the stable template: the API
+// server (lanes-manager's API reader), not lanes-manager's cache, which keeps no pod template
+// (trafficrouting.CacheTransform) and no ControllerRevision; a client of the API server, such as
+// kubectl lanes', can pass itself.
+func RollBack(ctx context.Context, c client.Client, templates client.Reader, m Member) (string, error) {
 	if !m.CanRollBack() {
 		return "", fmt.Errorf("rollout %s: %w (phase %s)", m.Rollout.Name, ErrNothingToRollBack, m.Rollout.Status.Phase)
 	}
@@ -42,7 +47,7 @@ func RollBack(ctx context.Context, c client.Client, m Member) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	template, err := stableTemplate(ctx, c, m, stable)
+	template, err := stableTemplate(ctx, templates, m, stable)
 	if err != nil {
 		return "", err
 	}
@@ -53,7 +58,7 @@ func RollBack(ctx context.Context, c client.Client, m Member) (string, error) {
 }
 
 // stableTemplate finds the pod template of the member's stable revision.
-func stableTemplate(ctx context.Context, c client.Client, m Member, stable string) (map[string]any, error) {
+func stableTemplate(ctx context.Context, c client.Reader, m Member, stable string) (map[string]any, error) {
 	ref := m.Rollout.Spec.WorkloadRef
 	ns := m.Rollout.Namespace
 	if ref.Kind == trafficrouting.DeploymentKind.Kind() {

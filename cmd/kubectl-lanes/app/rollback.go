@@ -53,7 +53,7 @@ func (o *RollbackOptions) Run(ctx context.Context) error {
 			fmt.Fprintf(o.streams.Out, "%s: nothing to roll back (phase %s)\n", m.Rollout.Name, orDash(string(m.Rollout.Status.Phase)))
 			continue
 		}
-		stable, err := laneops.RollBack(ctx, c, m)
+		stable, err := laneops.RollBack(ctx, c, c, m)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", m.Rollout.Name, err))
 			continue

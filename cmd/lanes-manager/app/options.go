@@ -38,6 +38,7 @@ type Options struct {
 	CertSecret         string
 	Namespace          string
 	WebhookConfigName  string
+	ValidatingConfig   string
 	WebhookDNSName     string
 	LaneHeader         string
 	Dialects           string
@@ -49,6 +50,7 @@ type Options struct {
 	MeshRoutes         bool
 	MeshRouteDrain     time.Duration
 	LaneAnalysis       bool
+	WatchNamespaces    string
 }
 
 // NewOptions returns the defaults.
@@ -64,6 +66,7 @@ func NewOptions() *Options {
 		MeshRouteDrain:    trafficrouting.DefaultRouteDrain,
 		Namespace:         "lanes-system",
 		WebhookConfigName: "lanes-mutating-webhook-configuration",
+		ValidatingConfig:  "lanes-validating-webhook-configuration",
 		LaneHeader:        "x-mse-tag",
 		Dialects:          "mse,opensergo",
 		KruiseNamespace:   "kruise-rollout",
@@ -85,6 +88,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CertSecret, "cert-secret", o.CertSecret, "Secret that holds the CA and serving certificate in --cert-mode=self")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace of the manager (certificate Secret, leader election)")
 	fs.StringVar(&o.WebhookConfigName, "webhook-configuration", o.WebhookConfigName, "our MutatingWebhookConfiguration: --cert-mode=self keeps its caBundle current, and the label reconciler serves only the namespaces its namespaceSelector selects")
+	fs.StringVar(&o.ValidatingConfig, "validating-webhook-configuration", o.ValidatingConfig, "our ValidatingWebhookConfiguration, which sends TrafficRoutings and Rollouts to the lane validator: --cert-mode=self keeps its caBundle current (empty: the chart installs none)")
 	fs.StringVar(&o.WebhookDNSName, "webhook-dns-name", o.WebhookDNSName, "DNS name in the serving certificate (default: lanes-webhook.<namespace>.svc)")
 	fs.StringVar(&o.LaneHeader, "lane-header", o.LaneHeader, "default lane header whose injected value is a lane's tag")
 	fs.StringVar(&o.Dialects, "dialects", o.Dialects, "default label dialects, comma separated: "+strings.Join(trafficrouting.DialectNames(), ", "))
@@ -96,6 +100,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.OverwriteProviders, "overwrite-providers", o.OverwriteProviders, "take over provider keys that someone else set in Kruise's ConfigMap")
 	fs.BoolVar(&o.MeshRoutes, "mesh-routes", o.MeshRoutes, "write the east-west routes of istio lanes (DestinationRules, VirtualServices) and gateway-api lanes (Services, HTTPRoutes), for the meshes whose CRDs are installed")
 	fs.BoolVar(&o.LaneAnalysis, "lane-analysis", o.LaneAnalysis, "run LaneAnalyses (kruise-lanes.io/v1alpha1): measure paused lanes in Prometheus, approve or roll them back; skipped when the CRD is not installed")
+	fs.StringVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "namespaces, comma separated, whose Pods, ReplicaSets, Deployments, StatefulSets and CloneSets the cache holds (default: all); the pod webhook's namespaceSelector must select no other namespace (the chart restricts it to these)")
 	fs.DurationVar(&o.MeshRouteDrain, "mesh-route-drain", o.MeshRouteDrain, "how long a hop's DestinationRule or lane Services outlive its route once neither is wanted, so that no mesh client is left with a route to a destination that is gone")
 }
 
@@ -133,6 +138,21 @@ func (o *Options) ProviderScripts() (map[string]string, error) {
 	return out, nil
 }
 
+// LaneProviders says which provider Kruise runs for which entry, as --providers and
+// --provider-class-prefix install them, for the lane validator.
+func (o *Options) LaneProviders() trafficrouting.Providers {
+	p := trafficrouting.Providers{IngressClasses: map[string]trafficrouting.Provider{}}
+	for _, class := range strings.Split(o.Providers, ",") {
+		switch class = strings.TrimSpace(class); trafficrouting.Provider(class) {
+		case trafficrouting.ProviderMSE, trafficrouting.ProviderHigress:
+			p.IngressClasses[o.ProviderPrefix+class] = trafficrouting.Provider(class)
+		case trafficrouting.ProviderHTTPRoute:
+			p.HTTPRoute = true
+		}
+	}
+	return p
+}
+
 // customNetworkHelp lists the custom network providers as "name (key)".
 func customNetworkHelp() string {
 	var names []string
@@ -163,7 +183,23 @@ func (o *Options) Validate() error {
 	if _, err := o.ProviderScripts(); err != nil {
 		errs = append(errs, err)
 	}
+	for _, ns := range o.WatchedNamespaces() {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(msgs, "; ")))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// WatchedNamespaces are the namespaces of --watch-namespaces; nil means every namespace.
+func (o *Options) WatchedNamespaces() []string {
+	var out []string
+	for _, ns := range strings.Split(o.WatchNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
 }
 
 // Defaults are the lane defaults the flags set.

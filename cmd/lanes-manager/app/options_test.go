@@ -1,14 +1,18 @@
 package app
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/kruise-lanes/kruise-lanes/luascripts"
+	"github.com/kruise-lanes/kruise-lanes/trafficrouting"
 )
 
 func TestOptionsDefaultsAreValid(t *testing.T) {
@@ -103,5 +107,61 @@ func TestOptionsValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// --watch-namespaces scopes the kinds that grow with the pods, and only them; every object is
+// trimmed either way.
+func TestCacheOptionsWatchNamespaces(t *testing.T) {
+	kinds := func(opts cache.Options) map[string][]string {
+		out := map[string][]string{}
+		for obj, by := range opts.ByObject {
+			name := fmt.Sprintf("%T", obj)
+			if u, ok := obj.(*unstructured.Unstructured); ok {
+				name = u.GetKind()
+			}
+			out[name] = slices.Sorted(maps.Keys(by.Namespaces))
+		}
+		return out
+	}
+	o := NewOptions()
+	all := cacheOptions(o, true)
+	if all.DefaultTransform == nil {
+		t.Fatal("no transform: the cache would hold whole pods")
+	}
+	if diff := cmp.Diff(map[string][]string{"*v1.ConfigMap": {"kruise-rollout"}}, kinds(all)); diff != "" {
+		t.Errorf("without --watch-namespaces (-want +got):\n%s", diff)
+	}
+	o.WatchNamespaces = "shop, team-a,"
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"shop", "team-a"}
+	if diff := cmp.Diff(map[string][]string{
+		"*v1.ConfigMap": {"kruise-rollout"}, "*v1.Pod": want, "*v1.ReplicaSet": want, "*v1.Deployment": want, "*v1.StatefulSet": want, "CloneSet": want,
+	}, kinds(cacheOptions(o, true))); diff != "" {
+		t.Errorf("with --watch-namespaces (-want +got):\n%s", diff)
+	}
+	if _, ok := kinds(cacheOptions(o, false))["CloneSet"]; ok {
+		t.Error("CloneSets scoped where they are not served")
+	}
+	o.WatchNamespaces = "Shop"
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), `--watch-namespaces: "Shop" is not a namespace name`) {
+		t.Errorf("error %v, want one naming the invalid namespace", err)
+	}
+}
+
+// The lane validator judges the classes the providers are installed under, and no other.
+func TestLaneProviders(t *testing.T) {
+	o := NewOptions()
+	o.Providers = "mse, httproute"
+	o.ProviderPrefix = "lanes-"
+	want := trafficrouting.Providers{IngressClasses: map[string]trafficrouting.Provider{"lanes-mse": trafficrouting.ProviderMSE}, HTTPRoute: true}
+	if diff := cmp.Diff(want, o.LaneProviders()); diff != "" {
+		t.Errorf("LaneProviders (-want +got):\n%s", diff)
+	}
+	o.Providers = ""
+	if diff := cmp.Diff(trafficrouting.Providers{IngressClasses: map[string]trafficrouting.Provider{}}, o.LaneProviders()); diff != "" {
+		t.Errorf("LaneProviders with none installed (-want +got):\n%s", diff)
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -20,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -75,6 +78,44 @@ func ensureCertSecret(ctx context.Context, cfg *rest.Config, scheme *runtime.Sch
 	return nil
 }
 
+// cacheOptions configure the manager's informer cache. Every object is stored as
+// trafficrouting.CacheTransform trims it: of Pods, ReplicaSets and workloads only what Kruise
+// Lanes reads, of everything else all but managedFields (the provider installer reads those from
+// the API server). With --watch-namespaces the kinds whose number follows the pods' (Pods,
+// ReplicaSets, Deployments, StatefulSets, CloneSets) are cached from those namespaces only; the
+// chart then restricts the pod webhook's namespaceSelector to them, so no pod the webhook serves
+// is outside the cache. The webhook's namespaceSelector itself cannot scope the informers: it
+// selects namespaces by labels that may change at any time, and an informer's namespaces are
+// fixed when it starts.
+func cacheOptions(o *Options, cloneSets bool) cache.Options {
+	opts := cache.Options{
+		DefaultTransform: trafficrouting.CacheTransform,
+		ByObject: map[client.Object]cache.ByObject{
+			// The provider installer watches Kruise's ConfigMap, and only it: the chart grants
+			// configmaps only by that name in Kruise's namespace.
+			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{o.KruiseNamespace: {
+				FieldSelector: fields.OneTermEqualSelector("metadata.name", plugin.ConfigMapName),
+			}}},
+		},
+	}
+	watched := o.WatchedNamespaces()
+	if len(watched) == 0 {
+		return opts
+	}
+	namespaces := map[string]cache.Config{}
+	for _, ns := range watched {
+		namespaces[ns] = cache.Config{}
+	}
+	scoped := []client.Object{&corev1.Pod{}, &appsv1.ReplicaSet{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}}
+	if cloneSets {
+		scoped = append(scoped, trafficrouting.CloneSetKind.New())
+	}
+	for _, obj := range scoped {
+		opts.ByObject[obj] = cache.ByObject{Namespaces: namespaces}
+	}
+	return opts
+}
+
 func run(ctx context.Context, o *Options) error {
 	log := ctrl.Log.WithName("setup")
 	defaults, err := o.Defaults()
@@ -92,34 +133,37 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
+	// Whether CloneSets are served decides which informers the cache configures, so the API
+	// server's kinds are looked up before the manager is built, with the mapper it then uses.
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return fmt.Errorf("build the API server's HTTP client: %w", err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return fmt.Errorf("discover the API server's kinds: %w", err)
+	}
+	_, mapErr := mapper.RESTMapping(trafficrouting.CloneSetGVK.GroupKind(), trafficrouting.CloneSetGVK.Version)
+	cloneSets := mapErr == nil
+	log.Info("workload kinds", "cloneSets", cloneSets)
 	leNamespace := o.LeaderElectionNS
 	if leNamespace == "" {
 		leNamespace = o.Namespace
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		MapperProvider:          func(*rest.Config, *http.Client) (meta.RESTMapper, error) { return mapper, nil },
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "lanes-manager.kruise-lanes.io",
 		LeaderElectionNamespace: leNamespace,
 		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir}),
-		// The provider installer watches Kruise's ConfigMap, and only it: the chart grants
-		// configmaps only by that name in Kruise's namespace. It reads the ConfigMap's
-		// managedFields from the API server; nothing reads them from the cache, and dropping them
-		// cuts about a quarter of the cache's heap.
 		// Mesh objects (VirtualServices, HTTPRoutes...) are read as unstructured; reading them from
 		// the informers the mesh route reconciler starts anyway spares the API server a GET per
 		// object per reconcile.
 		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
-		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{o.KruiseNamespace: {
-					FieldSelector: fields.OneTermEqualSelector("metadata.name", plugin.ConfigMapName),
-				}}},
-			},
-		},
+		Cache:  cacheOptions(o, cloneSets),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -131,9 +175,6 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	_, mapErr := mgr.GetRESTMapper().RESTMapping(trafficrouting.CloneSetGVK.GroupKind(), trafficrouting.CloneSetGVK.Version)
-	cloneSets := mapErr == nil
-	log.Info("workload kinds", "cloneSets", cloneSets)
 	resolver := &trafficrouting.Resolver{Reader: mgr.GetCache(), Defaults: defaults, CloneSets: cloneSets}
 
 	if err := (&trafficrouting.PodLabelReconciler{
@@ -161,6 +202,10 @@ func run(ctx context.Context, o *Options) error {
 		if err := ensureCertSecret(ctx, cfg, scheme, types.NamespacedName{Namespace: o.Namespace, Name: o.CertSecret}); err != nil {
 			return err
 		}
+		webhooks := []rotator.WebhookInfo{{Name: o.WebhookConfigName, Type: rotator.Mutating}}
+		if o.ValidatingConfig != "" {
+			webhooks = append(webhooks, rotator.WebhookInfo{Name: o.ValidatingConfig, Type: rotator.Validating})
+		}
 		if err := rotator.AddRotator(mgr, &rotator.CertRotator{
 			SecretKey:      types.NamespacedName{Namespace: o.Namespace, Name: o.CertSecret},
 			CertDir:        o.CertDir,
@@ -168,7 +213,7 @@ func run(ctx context.Context, o *Options) error {
 			CAOrganization: "kruise-lanes",
 			DNSName:        o.DNSName(),
 			IsReady:        certsReady,
-			Webhooks:       []rotator.WebhookInfo{{Name: o.WebhookConfigName, Type: rotator.Mutating}},
+			Webhooks:       webhooks,
 		}); err != nil {
 			return fmt.Errorf("set up certificate rotation: %w", err)
 		}
@@ -180,11 +225,13 @@ func run(ctx context.Context, o *Options) error {
 		Recorder: mgr.GetEventRecorderFor("lanes-webhook"),
 		Observer: m,
 	}
+	validator := webhook.NewLaneValidator(mgr.GetCache(), scheme, defaults, o.LaneProviders())
 	// The webhook server starts only once its certificate exists; until then /readyz fails.
 	// Every replica registers it, the followers too: they serve admissions while one leads.
 	registration := &webhookRegistration{certsReady: certsReady, started: make(chan struct{}), register: func() {
 		mgr.GetWebhookServer().Register(webhook.Path, &admission.Webhook{Handler: labeler})
-		log.Info("webhook registered", "path", webhook.Path)
+		mgr.GetWebhookServer().Register(webhook.LanePath, &admission.Webhook{Handler: validator})
+		log.Info("webhooks registered", "paths", []string{webhook.Path, webhook.LanePath})
 	}}
 	webhookStarted := registration.started
 	if err := mgr.Add(registration); err != nil {

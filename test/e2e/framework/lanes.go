@@ -127,6 +127,8 @@ func (c *Cluster) spawnLanesManager(m *LanesManager, bin, certDir string, extraA
 		"--cert-dir=" + certDir,
 		"--webhook-configuration=" + LanesWebhookConfigName,
 		"--webhook-dns-name=localhost",
+		// The lane validator only where a test asks for it (StartLanesManagerWithValidation).
+		"--validating-webhook-configuration=",
 	}
 	name := "lanes-manager-" + strconv.Itoa(m.WebhookPort)
 	p, err := c.sup.Start(ProcessSpec{

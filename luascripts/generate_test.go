@@ -13,22 +13,24 @@ import (
 var update = flag.Bool("update", false, "rewrite the generated provider scripts")
 
 // assembleIngress builds the standalone script of an ingress provider from the shared body
-// (lib/canary.lua) and the provider's profile (lib/<name>.profile.lua), read from dir. Kruise runs
-// each script on its own, so every provider file carries the whole body.
+// lib/canary.lua, read from dir: the blocks of the other providers resolved away, then minified
+// (see minify_test.go). Kruise runs each script on its own, so every provider file carries the
+// whole body.
 func assembleIngress(dir, name string) ([]byte, error) {
-	profile, err := os.ReadFile(filepath.Join(dir, "trafficrouting_ingress", "lib", name+".profile.lua"))
-	if err != nil {
-		return nil, fmt.Errorf("read profile of %s: %w", name, err)
-	}
 	body, err := os.ReadFile(filepath.Join(dir, "trafficrouting_ingress", "lib", "canary.lua"))
 	if err != nil {
 		return nil, fmt.Errorf("read shared body: %w", err)
 	}
-	header := fmt.Sprintf("-- Kruise Lanes %s ingress provider for Kruise Rollouts (lua.traffic.routing.ingress.%s).\n"+
-		"-- Generated from lib/%s.profile.lua and lib/canary.lua by `make generate`; do not edit.\n", name, name, name)
-	out := append([]byte(header), profile...)
-	out = append(out, '\n')
-	return append(out, body...), nil
+	src, err := resolve(body, name)
+	if err != nil {
+		return nil, fmt.Errorf("lib/canary.lua for %s: %w", name, err)
+	}
+	out, err := minify(src, defaultLaneHeaderLine)
+	if err != nil {
+		return nil, fmt.Errorf("lib/canary.lua for %s: %w", name, err)
+	}
+	header := fmt.Sprintf("-- Kruise Lanes %s ingress provider (lua.traffic.routing.ingress.%s), generated from lib/ by `make generate`.\n", name, name)
+	return append([]byte(header), out...), nil
 }
 
 func TestProviderScriptsAreGenerated(t *testing.T) {

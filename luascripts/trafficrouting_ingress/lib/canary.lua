@@ -1,368 +1,238 @@
--- Shared body of the Kruise Lanes ingress providers. It runs after a PROVIDER table (see the
--- generated header of each provider script) and follows Kruise Rollouts' ingress Lua contract:
--- the global `obj` holds `annotations` (those of the <ingress>-canary Ingress), `weight` (a
--- string, "-1" means no weight), `matches`, `canaryService` and `requestHeaderModifier`; the
--- script returns the complete annotation map of the canary Ingress.
+-- Source of the Kruise Lanes ingress providers (mse.lua, higress.lua). Kruise Rollouts runs a
+-- provider for each canary step and follows its ingress Lua contract: the global `obj` holds
+-- `annotations` (those of the <ingress>-canary Ingress), `weight` (a string, "-1" means no
+-- weight), `matches`, `canaryService` and `requestHeaderModifier`, converted from Kruise's typed
+-- step (so every name and value is a string, and absent lists are nil); the script returns the
+-- complete annotation map of the canary Ingress.
+--
+-- Kruise parses and compiles the script text on every call, so the cost of a call follows the
+-- number of tokens. `make generate` keeps the `--#if <provider>` ... `--#else` ... `--#end`
+-- blocks only in that provider's file and drops comments and spare whitespace
+-- (luascripts/minify_test.go); the code below prefers one generic loop to several specialised
+-- functions, and writes annotation keys out in full.
 --
 -- Rules the data plane cannot express raise error(...): Kruise then reports the sentence in the
 -- Rollout's or TrafficRouting's status message instead of programming a partial rule.
 
-local NGINX = "nginx.ingress.kubernetes.io/"
-local MSE = "mse.ingress.kubernetes.io/"
-local HIGRESS = "higress.io/"
 local OWNED = "kruise-lanes.io/owned-keys"
-local PRESERVED = "kruise-lanes.io/preserved"
-local LANE_HEADER = "kruise-lanes.io/lane-header"
+local KEPT = "kruise-lanes.io/preserved"
 -- The manager's --lane-header. The installer rewrites this one line (luascripts.WithDefaultLaneHeader)
 -- so the script and the manager use the same default; keep it on a line of its own.
 local DEFAULT_LANE_HEADER = "x-mse-tag"
-local SUBSET = MSE .. "service-subset"
-
--- Canary keys that only a canary Ingress carries. They are removed on every run, including the
--- stale nginx-prefixed query keys that Kruise's own mse.lua writes, so nothing of an earlier step
--- (or of an earlier script) survives.
-local CANARY_KEYS = {
-  NGINX .. "canary-by-cookie",
-  NGINX .. "canary-by-header",
-  NGINX .. "canary-by-header-pattern",
-  NGINX .. "canary-by-header-value",
-  NGINX .. "canary-weight",
-  NGINX .. "canary-by-query",
-  NGINX .. "canary-by-query-pattern",
-  NGINX .. "canary-by-query-value",
-  MSE .. "canary-by-query",
-  MSE .. "canary-by-query-pattern",
-  MSE .. "canary-by-query-value",
-}
-
-local function fail(msg)
-  error(PROVIDER.name .. " ingress provider: " .. msg, 0)
+-- NONE stands for an absent list.
+local NONE = {}
+--#if mse
+-- MSE: query canary, request header control and service subset under mse.ingress.kubernetes.io/.
+local PREFIX = "mse.ingress.kubernetes.io/"
+local function fail(f, ...)
+  error("mse ingress provider: " .. f:format(...), 0)
 end
+--#else
+-- Higress: request header control and extra AND conditions under higress.io/.
+local PREFIX = "higress.io/"
+local function fail(f, ...)
+  error("higress ingress provider: " .. f:format(...), 0)
+end
+--#end
 
-local function split(s, sep)
-  local out = {}
-  if s == nil or s == "" then
-    return out
-  end
-  local start = 1
-  while true do
-    local i = string.find(s, sep, start, true)
-    if i == nil then
-      table.insert(out, string.sub(s, start))
-      return out
-    end
-    table.insert(out, string.sub(s, start, i - 1))
-    start = i + string.len(sep)
+-- checkName refuses what is not an RFC 7230 token, the characters an HTTP header name may use;
+-- checkValue refuses CR, LF and NUL, which could smuggle a second header line.
+local function checkName(n, what)
+  if not n:find("^[A-Za-z0-9!#$%%&'*+%-%.%^_`|~]+$") then
+    fail("%s %q is not a valid HTTP header name (RFC 7230 token)", what, n)
   end
 end
-
-local function list(v)
-  if type(v) ~= "table" then
-    return {}
-  end
-  return v
-end
-
--- RFC 7230 token: the characters a header name may use.
-local function isToken(s)
-  return type(s) == "string" and s ~= "" and string.find(s, "^[A-Za-z0-9!#$%%&'*+%-%.%^_`|~]+$") ~= nil
-end
-
-local function checkName(what, name)
-  if not isToken(name) then
-    fail(string.format("%s %q is not a valid HTTP header name (RFC 7230 token)", what, tostring(name)))
-  end
-end
-
-local function checkValue(what, name, value)
-  if type(value) ~= "string" then
-    fail(string.format("%s %q has no value", what, name))
-  end
-  if string.find(value, "\r", 1, true) or string.find(value, "\n", 1, true) or string.find(value, "\0", 1, true) then
-    fail(string.format("%s %q has a value with CR, LF or NUL, which could smuggle a second header line", what, name))
-  end
-end
-
--- Exact value as a regular expression: escape what RE2 treats as syntax.
-local function quoteRegex(s)
-  return (string.gsub(s, "[%^%$%(%)%.%[%]%*%+%?%{%}%|\\]", "\\%0"))
-end
-
--- Annotation key names (after the prefix) must be a DNS-label-like token of at most 63 chars.
-local function checkAnnotationName(key, why)
-  local slash = string.find(key, "/", 1, true)
-  local name = string.sub(key, slash + 1)
-  if string.len(name) > 63 or string.find(name, "^[A-Za-z0-9][A-Za-z0-9_.%-]*$") == nil or string.find(name, "[A-Za-z0-9]$") == nil then
-    fail(string.format("%s needs annotation %q, which is not a valid annotation key", why, key))
+local function checkValue(v, what, n)
+  if v:find("[\r\n%z]") then
+    fail("%s %q has a value with CR, LF or NUL, which could smuggle a second header line", what, n)
   end
 end
 
 -- ---------------------------------------------------------------------------------------------
 -- Bookkeeping: keys this script wrote on an earlier run are listed in OWNED and removed; values
--- the stable Ingress itself carried for a key we also write are kept in PRESERVED and restored,
--- so a user's own annotation is merged with, never replaced by, the lane's.
+-- the stable Ingress itself carried for a key we also write are kept in KEPT (JSON) and restored,
+-- so a user's own annotation is merged with, never replaced by, the lane's. Then the canary keys
+-- only a canary Ingress carries are removed (also the query keys Kruise's own mse.lua writes), so
+-- nothing of an earlier step, or of an earlier script, survives.
 -- ---------------------------------------------------------------------------------------------
-local annotations = {}
-for k, v in pairs(list(obj.annotations)) do
-  annotations[k] = v
+local a, kept, owned, ownedList, keep = obj.annotations or {}, {}, {}, {}, {}
+for k in (a[OWNED] or ""):gmatch("[^,]+") do
+  a[k] = nil
 end
-
-for _, k in ipairs(split(annotations[OWNED], ",")) do
-  annotations[k] = nil
-end
-annotations[OWNED] = nil
-local preserved = {}
-if annotations[PRESERVED] ~= nil and annotations[PRESERVED] ~= "" then
-  local ok, decoded = pcall(json.decode, annotations[PRESERVED])
-  if not ok or type(decoded) ~= "table" then
-    fail(string.format("annotation %s is not valid JSON; restore it from the stable Ingress or delete the canary Ingress", PRESERVED))
+if (a[KEPT] or "") ~= "" then
+  kept = json.decode(a[KEPT])
+  if type(kept) ~= "table" then
+    fail("annotation %s is not valid JSON; restore it from the stable Ingress or delete the canary Ingress", KEPT)
   end
-  preserved = decoded
 end
-annotations[PRESERVED] = nil
-for k, v in pairs(preserved) do
-  annotations[k] = v
+a[OWNED], a[KEPT] = nil
+for k, v in pairs(kept) do
+  a[k] = v
 end
-for _, k in ipairs(CANARY_KEYS) do
-  annotations[k] = nil
+for k in ("nginx.ingress.kubernetes.io/canary-by-cookie nginx.ingress.kubernetes.io/canary-by-header nginx.ingress.kubernetes.io/canary-by-header-pattern nginx.ingress.kubernetes.io/canary-by-header-value nginx.ingress.kubernetes.io/canary-weight nginx.ingress.kubernetes.io/canary-by-query nginx.ingress.kubernetes.io/canary-by-query-pattern nginx.ingress.kubernetes.io/canary-by-query-value mse.ingress.kubernetes.io/canary-by-query mse.ingress.kubernetes.io/canary-by-query-pattern mse.ingress.kubernetes.io/canary-by-query-value"):gmatch("%S+") do
+  a[k] = nil
 end
 
-local owned = {}
-local ownedList = {}
-
--- write sets a key the script owns. A key the stable Ingress already carries is preserved first.
-local function write(key, value)
-  if owned[key] == nil then
-    if annotations[key] ~= nil and preserved[key] == nil then
-      preserved[key] = annotations[key]
-    end
-    owned[key] = true
-    table.insert(ownedList, key)
+-- put writes a key the script owns; the value the stable Ingress had for it is kept first.
+local function put(k, v)
+  if not owned[k] then
+    owned[k] = 1
+    keep[k] = kept[k] or a[k]
+    ownedList[#ownedList + 1] = k
   end
-  annotations[key] = value
+  a[k] = v
 end
 
 -- ---------------------------------------------------------------------------------------------
--- Matches: each match is an AND of conditions; several matches are an OR.
+-- Matches: each match is an AND of conditions, several matches an OR; matches take precedence
+-- over weight, which is used only without them. all[i] lists match i's conditions, headers first,
+-- each as { kind, name, value, isRegex }; its field `cookie` is the canary-by-cookie pseudo-header
+-- among them, a cookie named by the header's value.
 -- ---------------------------------------------------------------------------------------------
-local function conditionsOf(i, match)
-  local conds = {}
-  if match.path ~= nil then
-    fail(string.format("match %d has a path condition; an ingress canary keeps the stable Ingress's paths and cannot narrow them", i))
+local matches, all = obj.matches or NONE, {}
+for i, m in ipairs(matches) do
+  if m.path then
+    fail("match %d has a path condition; an ingress canary keeps the stable Ingress's paths and cannot narrow them", i)
   end
-  for _, h in ipairs(list(match.headers)) do
-    local typ = h.type or "Exact"
-    if typ ~= "Exact" and typ ~= "RegularExpression" then
-      fail(string.format("match %d header %q has type %q; only Exact and RegularExpression are supported", i, tostring(h.name), tostring(typ)))
-    end
-    checkValue("match header", h.name, h.value)
-    if h.name == "canary-by-cookie" then
-      if typ ~= "Exact" then
-        fail(string.format("match %d: the canary-by-cookie pseudo-header names a cookie and takes no regular expression", i))
+  local list = {}
+  for _, label in ipairs({ "header", "query parameter" }) do
+    local kind = label:match("%a+")
+    for _, c in ipairs(m[kind == "header" and "headers" or "queryParams"] or NONE) do
+      local t = c.type or "Exact"
+      if t ~= "Exact" and t ~= "RegularExpression" then
+        fail("match %d %s %q has type %q; only Exact and RegularExpression are supported", i, label, c.name, t)
       end
-      table.insert(conds, { kind = "cookie", name = h.value, type = typ, value = h.value })
-    else
-      checkName("match header", h.name)
-      table.insert(conds, { kind = "header", name = h.name, type = typ, value = h.value })
+      if kind == "query" and c.name == "" then
+        fail("match %d has a query parameter without a name", i)
+      end
+      checkValue(c.value, "match " .. label, c.name)
+      local cond = { kind, c.name, c.value, t ~= "Exact" }
+      if kind == "header" and c.name == "canary-by-cookie" then
+        if t ~= "Exact" then
+          fail("match %d: the canary-by-cookie pseudo-header names a cookie and takes no regular expression", i)
+        end
+        cond = { "cookie", c.value, c.value }
+        list.cookie = cond
+      elseif kind == "header" then
+        checkName(c.name, "match header")
+      end
+      list[#list + 1] = cond
     end
   end
-  for _, q in ipairs(list(match.queryParams)) do
-    local typ = q.type or "Exact"
-    if typ ~= "Exact" and typ ~= "RegularExpression" then
-      fail(string.format("match %d query parameter %q has type %q; only Exact and RegularExpression are supported", i, tostring(q.name), tostring(typ)))
-    end
-    if type(q.name) ~= "string" or q.name == "" then
-      fail(string.format("match %d has a query parameter without a name", i))
-    end
-    checkValue("match query parameter", q.name, q.value)
-    table.insert(conds, { kind = "query", name = q.name, type = typ, value = q.value })
+  if not list[1] then
+    fail("match %d has no condition", i)
   end
-  if #conds == 0 then
-    fail(string.format("match %d has no condition", i))
-  end
-  return conds
+  all[i] = list
 end
 
-local function writeValueOrPattern(base, cond)
-  if cond.type == "RegularExpression" then
-    write(base .. "-pattern", cond.value)
-  else
-    write(base .. "-value", cond.value)
+-- Several matches are expressible only as one condition each on the same header (or query
+-- parameter, or cookie), which becomes one regular expression alternation (one cookie).
+local list = all[1]
+if all[2] then
+  local first, alternatives = list[1], {}
+  for i, l in ipairs(all) do
+    local c = l[1]
+    if l[2] or c[1] ~= first[1] or c[2] ~= first[2] then
+      fail("matches 1 and %d cannot be ORed by this ingress: several matches are expressible only when each is one condition on the same header or query parameter", i)
+    end
+    alternatives[i] = c[4] and "(?:" .. c[3] .. ")" or c[3]:gsub("[%^%$%(%)%.%[%]%*%+%?%{%}%|\\]", "\\%0")
   end
-end
-
-local function extraMatchKey(cond)
-  local typ = "exact"
-  if cond.type == "RegularExpression" then
-    typ = "regex"
+  if not list.cookie then
+    list = { { first[1], first[2], table.concat(alternatives, "|"), true } }
   end
-  return PROVIDER.matchPrefix .. typ .. "-match-" .. cond.kind .. "-" .. cond.name
 end
 
 -- One match: an AND of its conditions, where the data plane can express it.
-local function applyAnd(conds)
-  local headers, queries, cookies = {}, {}, {}
-  for _, c in ipairs(conds) do
-    if c.kind == "header" then
-      table.insert(headers, c)
-    elseif c.kind == "query" then
-      table.insert(queries, c)
+if not list then
+  if obj.weight ~= "-1" then
+    put("nginx.ingress.kubernetes.io/canary-weight", obj.weight)
+  end
+elseif list.cookie then
+  if list[2] then
+    fail("a canary-by-cookie condition cannot be combined with other conditions in one match: the ingress ranks cookie below header and query, it does not AND them")
+  end
+  put("nginx.ingress.kubernetes.io/canary-by-cookie", list.cookie[3])
+else
+  --#if mse
+  -- MSE routes by one header and one query parameter of its own, ANDed.
+  local by = { header = {}, query = {} }
+  for _, c in ipairs(list) do
+    table.insert(by[c[1]], c)
+  end
+  if by.query[2] then
+    fail("the mse ingress matches at most one query parameter per rule; got %d (%s, %s, ...)", #by.query, by.query[1][2], by.query[2][2])
+  end
+  if by.header[2] then
+    fail("the mse ingress matches one header per rule; the condition on header %q cannot be ANDed with header %q", by.header[2][2], by.header[1][2])
+  end
+  for _, c in ipairs(list) do
+    local key = c[1] == "header" and "nginx.ingress.kubernetes.io/canary-by-header" or PREFIX .. "canary-by-query"
+    put(key, c[2])
+    put(key .. (c[4] and "-pattern" or "-value"), c[3])
+  end
+  --#else
+  -- Higress routes by the first header, and ANDs every further header and every query parameter
+  -- with it, each as an annotation <exact|regex>-match-<header|query>-<name>.
+  for i, c in ipairs(list) do
+    if i == 1 then
+      if c[1] ~= "header" then
+        fail("the higress ingress routes a canary by header, cookie or weight; a query parameter condition (%q) needs a header condition in the same match", c[2])
+      end
+      put("nginx.ingress.kubernetes.io/canary-by-header", c[2])
+      put("nginx.ingress.kubernetes.io/canary-by-header" .. (c[4] and "-pattern" or "-value"), c[3])
     else
-      table.insert(cookies, c)
+      local name = (c[4] and "regex" or "exact") .. "-match-" .. c[1] .. "-" .. c[2]
+      if #name > 63 or not name:find("^[A-Za-z0-9_.%-]*[A-Za-z0-9]$") then
+        fail("the condition on %s %q needs annotation %q, which is not a valid annotation key", c[1], c[2], PREFIX .. name)
+      end
+      if a[PREFIX .. name] then
+        fail("the condition on %s %q conflicts with annotation %s that the stable Ingress already carries", c[1], c[2], PREFIX .. name)
+      end
+      put(PREFIX .. name, c[3])
     end
   end
-  if #cookies > 0 then
-    if #cookies > 1 or #headers > 0 or #queries > 0 then
-      fail("a canary-by-cookie condition cannot be combined with other conditions in one match: the ingress ranks cookie below header and query, it does not AND them")
-    end
-    write(NGINX .. "canary-by-cookie", cookies[1].value)
-    return
-  end
-  if #headers > 0 then
-    write(NGINX .. "canary-by-header", headers[1].name)
-    writeValueOrPattern(NGINX .. "canary-by-header", headers[1])
-  end
-  local extra = {}
-  for i = 2, #headers do
-    table.insert(extra, headers[i])
-  end
-  if PROVIDER.queryPrefix ~= nil then
-    if #queries > 1 then
-      fail(string.format("the %s ingress matches at most one query parameter per rule; got %d (%s, %s, ...)", PROVIDER.name, #queries, queries[1].name, queries[2].name))
-    end
-    if #queries == 1 then
-      write(PROVIDER.queryPrefix .. "canary-by-query", queries[1].name)
-      writeValueOrPattern(PROVIDER.queryPrefix .. "canary-by-query", queries[1])
-    end
-  else
-    for _, q in ipairs(queries) do
-      table.insert(extra, q)
-    end
-  end
-  if #extra == 0 then
-    return
-  end
-  if PROVIDER.matchPrefix == nil then
-    fail(string.format("the %s ingress matches one header per rule; the condition on %s %q cannot be ANDed with header %q", PROVIDER.name, extra[1].kind, extra[1].name, headers[1].name))
-  end
-  if #headers == 0 then
-    fail(string.format("the %s ingress routes a canary by header, cookie or weight; a query parameter condition (%q) needs a header condition in the same match", PROVIDER.name, extra[1].name))
-  end
-  for _, c in ipairs(extra) do
-    local key = extraMatchKey(c)
-    checkAnnotationName(key, string.format("the condition on %s %q", c.kind, c.name))
-    if annotations[key] ~= nil then
-      fail(string.format("the condition on %s %q conflicts with annotation %s that the stable Ingress already carries", c.kind, c.name, key))
-    end
-    write(key, c.value)
-  end
-end
-
--- Several matches: expressible only as one condition on the same header (or query parameter),
--- which becomes a single regular expression alternation.
-local function applyOr(all)
-  local first = all[1][1]
-  local alternatives = {}
-  for i, conds in ipairs(all) do
-    local c = conds[1]
-    if #conds ~= 1 or c.kind ~= first.kind or c.name ~= first.name then
-      fail(string.format("matches 1 and %d cannot be ORed by this ingress: several matches are expressible only when each is one condition on the same header or query parameter", i))
-    end
-    if c.type == "RegularExpression" then
-      table.insert(alternatives, "(?:" .. c.value .. ")")
-    else
-      table.insert(alternatives, quoteRegex(c.value))
-    end
-  end
-  if first.kind == "cookie" then
-    applyAnd({ first })
-    return
-  end
-  local merged = { kind = first.kind, name = first.name, type = "RegularExpression", value = table.concat(alternatives, "|") }
-  applyAnd({ merged })
-end
-
-local matches = list(obj.matches)
-if #matches > 0 then
-  local all = {}
-  for i, m in ipairs(matches) do
-    table.insert(all, conditionsOf(i, m))
-  end
-  if #all == 1 then
-    applyAnd(all[1])
-  else
-    applyOr(all)
-  end
-elseif obj.weight ~= nil and obj.weight ~= "-1" then
-  -- Kruise's contract: matches take precedence over weight, so weight is used only without them.
-  write(NGINX .. "canary-weight", obj.weight)
+  --#end
 end
 
 -- ---------------------------------------------------------------------------------------------
--- Request header control: set/add as "Name Value" lines, remove as a comma list, merged after any
--- lines the stable Ingress already carries.
+-- Request header control: set/add as "Name Value" lines, remove as a comma list (a remove entry
+-- is a plain string, so its `name` is nil), merged after any entries the stable Ingress already
+-- carries: a header already there with another value is refused for set/add, kept for remove.
 -- ---------------------------------------------------------------------------------------------
-local function headerLines(key, headers, what)
-  local lines = {}
-  local seen = {}
-  for _, line in ipairs(split(annotations[key], "\n")) do
-    if line ~= "" then
-      table.insert(lines, line)
-      local name = string.match(line, "^%s*(%S+)")
-      if name ~= nil then
-        seen[string.lower(name)] = line
+local modifier = obj.requestHeaderModifier or NONE
+for _, op in ipairs(obj.requestHeaderModifier and { "set", "add", "remove" } or NONE) do
+  local key, what, sep, entries, seen, added = PREFIX .. "request-header-control-" .. (op == "set" and "update" or op),
+    "requestHeaderModifier." .. op .. " header", op == "remove" and "," or "\n", {}, {}, nil
+  -- seen maps a header (lower case) to its entry; a blank line maps "", which no header is.
+  for e in (a[key] or ""):gmatch("[^" .. sep .. "]+") do
+    entries[#entries + 1] = e
+    seen[(sep == "," and e or e:match("^%s*(%S*)")):lower()] = e
+  end
+  for _, h in ipairs(modifier[op] or NONE) do
+    local n = h.name or h
+    local e = h.name and n .. " " .. h.value or n
+    checkName(n, what)
+    if h.name then
+      checkValue(h.value, what, n)
+      if h.value == "" then
+        fail("%s %q has an empty value", what, n)
       end
     end
-  end
-  local added = false
-  for _, h in ipairs(headers) do
-    checkName(what, h.name)
-    checkValue(what, h.name, h.value)
-    if h.value == "" then
-      fail(string.format("%s %q has an empty value", what, h.name))
-    end
-    local line = h.name .. " " .. h.value
-    local before = seen[string.lower(h.name)]
-    if before == nil then
-      table.insert(lines, line)
-      seen[string.lower(h.name)] = line
-      added = true
-    elseif before ~= line then
-      fail(string.format("%s %q conflicts with %q already in annotation %s", what, h.name, before, key))
+    local before = seen[n:lower()]
+    if not before then
+      entries[#entries + 1] = e
+      seen[n:lower()] = e
+      added = 1
+    elseif before ~= e and h.name then
+      fail("%s %q conflicts with %q already in annotation %s", what, n, before, key)
     end
   end
   if added then
-    write(key, table.concat(lines, "\n"))
+    put(key, table.concat(entries, sep))
   end
 end
 
-local modifier = obj.requestHeaderModifier
-if type(modifier) == "table" then
-  headerLines(PROVIDER.headerControlPrefix .. "request-header-control-update", list(modifier.set), "requestHeaderModifier.set header")
-  headerLines(PROVIDER.headerControlPrefix .. "request-header-control-add", list(modifier.add), "requestHeaderModifier.add header")
-  local removeKey = PROVIDER.headerControlPrefix .. "request-header-control-remove"
-  local names = {}
-  local seen = {}
-  for _, n in ipairs(split(annotations[removeKey], ",")) do
-    if n ~= "" then
-      table.insert(names, n)
-      seen[string.lower(n)] = true
-    end
-  end
-  local added = false
-  for _, n in ipairs(list(modifier.remove)) do
-    checkName("requestHeaderModifier.remove header", n)
-    if not seen[string.lower(n)] then
-      table.insert(names, n)
-      seen[string.lower(n)] = true
-      added = true
-    end
-  end
-  if added then
-    write(removeKey, table.concat(names, ","))
-  end
-end
-
+--#if mse
 -- ---------------------------------------------------------------------------------------------
 -- MSE service subset: the lane tag, i.e. the value requestHeaderModifier.set gives the lane header
 -- (annotation kruise-lanes.io/lane-header of the stable Ingress, else the manager's default). No
@@ -370,47 +240,36 @@ end
 -- run that routes nothing (Kruise creates the canary Ingress with weight 0 and nothing else)
 -- leaves the stable Ingress's value.
 -- ---------------------------------------------------------------------------------------------
-local routes = #matches > 0 or (obj.weight ~= nil and obj.weight ~= "-1" and obj.weight ~= "0")
-if PROVIDER.serviceSubset and annotations[SUBSET] ~= nil and routes then
-  local laneHeader = annotations[LANE_HEADER]
-  if laneHeader == nil or laneHeader == "" then
-    laneHeader = DEFAULT_LANE_HEADER
+if a[PREFIX .. "service-subset"] and (list or obj.weight ~= "-1" and obj.weight ~= "0") then
+  local lane, tag = a["kruise-lanes.io/lane-header"] or "", ""
+  if lane == "" then
+    lane = DEFAULT_LANE_HEADER
   end
-  local tag = nil
-  if type(modifier) == "table" then
-    for _, h in ipairs(list(modifier.set)) do
-      if type(h.name) == "string" and string.lower(h.name) == string.lower(laneHeader) then
-        tag = h.value
-      end
+  for _, h in ipairs(modifier.set or NONE) do
+    if h.name:lower() == lane:lower() then
+      tag = h.value
     end
   end
-  if tag == nil or tag == "" then
-    fail(string.format("the stable Ingress asks for %s but requestHeaderModifier.set gives the lane header %q no value, "
-      .. "so the lane tag is unknown: set header %q to the lane tag (or name the lane header with annotation %s on the stable Ingress)",
-      SUBSET, laneHeader, laneHeader, LANE_HEADER))
+  if tag == "" then
+    fail("the stable Ingress asks for %s but requestHeaderModifier.set gives the lane header %q no value, so the lane tag is unknown: set header %q to the lane tag (or name the lane header with annotation %s on the stable Ingress)", PREFIX .. "service-subset", lane, lane, "kruise-lanes.io/lane-header")
   end
   -- The subset selects pods by a label with the tag as its value, as lanes-manager labels them.
-  if string.len(tag) > 63 or not (string.match(tag, "^[A-Za-z0-9]$") or string.match(tag, "^[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]$")) then
-    fail(string.format("lane tag %q (the value of %q) is not a valid label value, so no pod can carry it: use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", tag, laneHeader))
+  if #tag > 63 or not tag:find("^[A-Za-z0-9]$") and not tag:find("^[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]$") then
+    fail("lane tag %q (the value of %q) is not a valid label value, so no pod can carry it: use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", tag, lane)
   end
   if tag == "base" then
-    fail(string.format("lane tag %q (the value of %q) is reserved for stable pods", tag, laneHeader))
+    fail("lane tag %q (the value of %q) is reserved for stable pods", tag, lane)
   end
-  write(SUBSET, tag)
+  put(PREFIX .. "service-subset", tag)
 end
+--#end
 
-annotations[NGINX .. "canary"] = "true"
-if #ownedList > 0 then
+a["nginx.ingress.kubernetes.io/canary"] = "true"
+if ownedList[1] then
   table.sort(ownedList)
-  annotations[OWNED] = table.concat(ownedList, ",")
+  a[OWNED] = table.concat(ownedList, ",")
 end
-local kept = {}
-for k, v in pairs(preserved) do
-  if owned[k] then
-    kept[k] = v
-  end
+if next(keep) then
+  a[KEPT] = json.encode(keep)
 end
-if next(kept) ~= nil then
-  annotations[PRESERVED] = json.encode(kept)
-end
-return annotations
+return a

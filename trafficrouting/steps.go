@@ -52,8 +52,8 @@ func (p Providers) Of(ref rolloutsv1beta1.TrafficRoutingRef) Provider {
 	return ""
 }
 
-// ingressLimits is what an ingress provider can express; it mirrors the PROVIDER table of each
-// profile in luascripts/trafficrouting_ingress/lib.
+// ingressLimits is what an ingress provider can express; it mirrors the provider blocks
+// (--#if mse, --#if higress) of luascripts/trafficrouting_ingress/lib/canary.lua.
 type ingressLimits struct {
 	// queries: the provider has a key of its own for one query parameter per rule (mse).
 	queries bool

@@ -165,6 +165,9 @@ func run(ctx context.Context, o *Options) error {
 		// object per reconcile.
 		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 		Cache:  cacheOptions(o, cloneSets),
+		// Pods are read as metadata only from this cache (the mesh route reconciler keeps its
+		// typed lane pods in caches of its own): a typed Pod read is refused, not cached.
+		NewCache: newManagerCache,
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)

@@ -23,11 +23,14 @@ func TestManagerCacheRefusesTypedPods(t *testing.T) {
 	ctx := context.Background()
 	key := client.ObjectKey{Namespace: "ns", Name: "p"}
 	refused := map[string]error{
-		"Get":                c.Get(ctx, key, &corev1.Pod{}),
-		"List":               c.List(ctx, &corev1.PodList{}),
-		"IndexField":         c.IndexField(ctx, &corev1.Pod{}, "f", func(client.Object) []string { return nil }),
-		"GetInformer":        func() error { _, err := c.GetInformer(ctx, &corev1.Pod{}); return err }(),
-		"GetInformerForKind": func() error { _, err := c.GetInformerForKind(ctx, corev1.SchemeGroupVersion.WithKind("Pod")); return err }(),
+		"Get":         c.Get(ctx, key, &corev1.Pod{}),
+		"List":        c.List(ctx, &corev1.PodList{}),
+		"IndexField":  c.IndexField(ctx, &corev1.Pod{}, "f", func(client.Object) []string { return nil }),
+		"GetInformer": func() error { _, err := c.GetInformer(ctx, &corev1.Pod{}); return err }(),
+		"GetInformerForKind": func() error {
+			_, err := c.GetInformerForKind(ctx, corev1.SchemeGroupVersion.WithKind("Pod"))
+			return err
+		}(),
 	}
 	for name, err := range refused {
 		if !errors.Is(err, errTypedPod) {

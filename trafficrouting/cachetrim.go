@@ -14,7 +14,9 @@ const lastAppliedAnnotation = corev1.LastAppliedConfigAnnotation
 
 // CacheTransform is the transform lanes-manager's informer cache applies to every object before
 // storing it (cache.Options.DefaultTransform). The cache holds every Pod, ReplicaSet, Deployment,
-// StatefulSet and CloneSet of the namespaces it watches, and Kruise Lanes reads a few fields of
+// StatefulSet and CloneSet of the namespaces it watches (Pods as metadata only: the label
+// reconciler's informer is a metadata one; the mesh route reconciler's own caches hold the typed
+// lane pods, see MeshRouteReconciler), and Kruise Lanes reads a few fields of
 // them; CacheTransform stores a new object with only those fields, so the cache's heap follows
 // the number of objects, not the size of their pod templates and statuses:
 //
@@ -22,9 +24,11 @@ const lastAppliedAnnotation = corev1.LastAppliedConfigAnnotation
 //     of managedFields, reads Kruise's ConfigMap from the API server);
 //   - Pod, ReplicaSet, Deployment, StatefulSet, CloneSet: also without kubectl's
 //     last-applied-configuration annotation (a copy of the manifest; nothing reads it);
-//   - Pod: only status.conditions[Ready] (type and status) beside its metadata: the resolver and
-//     the label reconciler read labels, annotations, owner references and the deletion
-//     timestamp; the mesh route reconciler and lane analysis whether it is Ready;
+//   - metadata-only objects (PartialObjectMetadata: the Pods of the label reconciler, which reads
+//     labels, annotations, owner references and the deletion timestamp): also without kubectl's
+//     last-applied-configuration annotation;
+//   - Pod (typed: the mesh route reconciler's lane pods): only status.conditions[Ready] (type
+//     and status) beside its metadata, for whether it is Ready;
 //   - ReplicaSet: metadata only (the resolver follows its controller owner reference to the
 //     Deployment). Its pod template is NOT kept: laneops.RollBack reads a stable template from
 //     the API server;
@@ -72,6 +76,9 @@ func CacheTransform(obj any) (any, error) {
 		trimMeta(&o.ObjectMeta)
 		o.Spec = appsv1.StatefulSetSpec{Selector: o.Spec.Selector, Template: templateLabels(o.Spec.Template)}
 		o.Status = appsv1.StatefulSetStatus{UpdateRevision: o.Status.UpdateRevision, CurrentRevision: o.Status.CurrentRevision}
+		return o, nil
+	case *metav1.PartialObjectMetadata:
+		trimMeta(&o.ObjectMeta)
 		return o, nil
 	case *unstructured.Unstructured:
 		if o.GroupVersionKind().GroupKind() == CloneSetGVK.GroupKind() {

@@ -123,6 +123,16 @@ func TestCacheTransformKeeps(t *testing.T) {
 			in:   &corev1.Pod{ObjectMeta: fullMeta("pending", podLabels), Status: corev1.PodStatus{Phase: corev1.PodPending}},
 			want: &corev1.Pod{ObjectMeta: keptMeta("pending", podLabels)},
 		},
+		"Pod as a metadata watch sends it: metadata without managedFields and last-applied": {
+			in: &metav1.PartialObjectMetadata{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+				ObjectMeta: fullMeta("web-abc-2", podLabels),
+			},
+			want: &metav1.PartialObjectMetadata{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+				ObjectMeta: keptMeta("web-abc-2", podLabels),
+			},
+		},
 		"ReplicaSet: metadata only, no pod template": {
 			in: &appsv1.ReplicaSet{
 				ObjectMeta: fullMeta("web-abc", podLabels),

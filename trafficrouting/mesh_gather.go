@@ -54,7 +54,7 @@ func (r *MeshRouteReconciler) hop(ctx context.Context, tr *rolloutsv1alpha1.Traf
 		return Hop{}, false, nil
 	}
 	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.InNamespace(tr.Namespace), client.MatchingFields{lanePodIndex: selectorKey(svc.Spec.Selector)}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.podReader(routing.flavor.label).List(ctx, pods, client.InNamespace(tr.Namespace), client.MatchingFields{lanePodIndex: selectorKey(svc.Spec.Selector)}, client.UnsafeDisableDeepCopy); err != nil {
 		return Hop{}, false, fmt.Errorf("list the lane pods of service %s/%s: %w", tr.Namespace, service, err)
 	}
 	h := Hop{Service: service, Selector: svc.Spec.Selector, Ports: svc.Spec.Ports}

@@ -18,7 +18,8 @@ const (
 	// templateLabelIndex files a workload under each label of its pod template ("key=value").
 	templateLabelIndex = AnnotationPrefix + "template-label"
 	// lanePodIndex files a pod that carries a mesh's lane label under each of its labels
-	// ("key=value"); other pods are not filed.
+	// ("key=value"); other pods are not filed. It is registered on the lane pod caches
+	// (mesh_pods.go), not on the manager's.
 	lanePodIndex = AnnotationPrefix + "lane-pod-label"
 	// meshHopIndex files a mesh object Kruise Lanes wrote under hopKey of its lane and Service.
 	meshHopIndex = AnnotationPrefix + "mesh-hop"

@@ -48,6 +48,12 @@ type MeshRouteReconciler struct {
 	RouteDrain time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// PodNamespaces are the namespaces whose lane pods the reconciler caches (mesh_pods.go); empty
+	// means every namespace.
+	PodNamespaces []string
+
+	// lanePods reads the pods that carry a mesh's lane label, by that label (setUpLanePods).
+	lanePods map[string]client.Reader
 
 	// written is what the reconciler last sent for each mesh object, so that the event of its own
 	// write causes no second reconcile.
@@ -182,7 +188,8 @@ func kindNames(gvks []schema.GroupVersionKind) string {
 }
 
 // SetupWithManager registers the reconciler and its cache indexes (meshIndexes; the manager
-// registers RolloutWorkloadIndex). It finds which meshes' CRDs the API server serves (unless Meshes
+// registers RolloutWorkloadIndex), and creates its lane pod caches (setUpLanePods), which hold
+// the lane pods and their index. It finds which meshes' CRDs the API server serves (unless Meshes
 // is set) and watches their kinds. Each event is mapped to the hops it concerns (mesh_events.go):
 // a lane pod's to the hops of the Services that select it, a Service's or mesh object's to its
 // own hop and those it stands in the way of, a member Rollout's status to its hops; a lane's
@@ -199,6 +206,9 @@ func (r *MeshRouteReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	log := mgr.GetLogger().WithName("mesh-routes")
 	log.Info("meshes served by the API server", "meshes", r.Meshes)
 	for _, idx := range meshIndexes(r.Meshes, r.CloneSets) {
+		if _, pod := idx.obj.(*corev1.Pod); pod {
+			continue // registered on the lane pod caches
+		}
 		if err := mgr.GetFieldIndexer().IndexField(context.Background(), idx.obj, idx.field, idx.extract); err != nil {
 			return fmt.Errorf("index %T by %s: %w", idx.obj, idx.field, err)
 		}
@@ -215,8 +225,14 @@ func (r *MeshRouteReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return []meshRequest{laneRequest(o.GetNamespace(), o.GetName())}
 		}), builder.WithPredicates(laneChanges())).
 		Watches(&rolloutsv1beta1.Rollout{}, r.rolloutEvents()).
-		Watches(&corev1.Service{}, r.meshObjectEvents()).
-		Watches(&corev1.Pod{}, handler.TypedEnqueueRequestsFromMapFunc(r.hopsOf), builder.WithPredicates(lanePodChanges()))
+		Watches(&corev1.Service{}, r.meshObjectEvents())
+	podSources, err := r.setUpLanePods(mgr)
+	if err != nil {
+		return err
+	}
+	for _, src := range podSources {
+		b = b.WatchesRawSource(src)
+	}
 	for _, gvk := range r.ownedKinds() {
 		if gvk == ServiceGVK {
 			continue // Services are watched above

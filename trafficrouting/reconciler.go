@@ -51,10 +51,12 @@ type PodLabelReconciler struct {
 // Reconcile brings one pod's lane labels to what its lane decides.
 func (r *PodLabelReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	log := logf.FromContext(ctx).WithName("lane-labels")
-	pod := &corev1.Pod{}
-	if err := r.Client.Get(ctx, req.NamespacedName, pod); err != nil {
+	meta := PodMetadata()
+	if err := r.Client.Get(ctx, req.NamespacedName, meta); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	// The resolver reads a pod's metadata only, as the webhook does with the pod it admits.
+	pod := &corev1.Pod{ObjectMeta: meta.ObjectMeta}
 	if !pod.DeletionTimestamp.IsZero() {
 		return reconcile.Result{}, nil
 	}
@@ -76,7 +78,7 @@ func (r *PodLabelReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 	if change.IsEmpty(pod.Annotations) {
 		return reconcile.Result{}, nil
 	}
-	if err := r.Client.Patch(ctx, pod, client.RawPatch(types.MergePatchType, mergePatch(change))); err != nil {
+	if err := r.Client.Patch(ctx, meta, client.RawPatch(types.MergePatchType, mergePatch(change))); err != nil {
 		r.Observer.ReconcileError()
 		return reconcile.Result{}, fmt.Errorf("patch lane labels of pod %s: %w", req, client.IgnoreNotFound(err))
 	}
@@ -130,12 +132,29 @@ func mergePatch(c LabelChange) []byte {
 	return b
 }
 
+// PodMetadata is an empty metadata-only Pod: how the label reconciler reads pods, through the
+// manager's metadata informer (a Pod's labels, annotations, owners and deletion), so the cache
+// holds no typed Pod.
+func PodMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+	return m
+}
+
+// PodMetadataList is an empty list of metadata-only Pods (PodMetadata).
+func PodMetadataList() *metav1.PartialObjectMetadataList {
+	l := &metav1.PartialObjectMetadataList{}
+	l.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+	return l
+}
+
 // SetupWithManager registers the reconciler: pods are reconciled when they change, and all pods
-// of a workload when its Rollout, its lane or its revisions change.
+// of a workload when its Rollout, its lane or its revisions change. Pods are watched and read as
+// metadata only (PodMetadata).
 func (r *PodLabelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("lane-labels").
-		For(&corev1.Pod{}).
+		For(&corev1.Pod{}, builder.OnlyMetadata).
 		Watches(&rolloutsv1beta1.Rollout{}, handler.EnqueueRequestsFromMapFunc(r.podsOfRollout)).
 		Watches(&rolloutsv1alpha1.TrafficRouting{}, handler.EnqueueRequestsFromMapFunc(r.podsOfLane)).
 		// A workload's pods change role only when its revision markers change (a Deployment's
@@ -274,7 +293,7 @@ func (r *PodLabelReconciler) podsOfWorkload(ctx context.Context, obj client.Obje
 }
 
 func (r *PodLabelReconciler) podsMatching(ctx context.Context, namespace string, sel labels.Selector) []reconcile.Request {
-	pods := &corev1.PodList{}
+	pods := PodMetadataList()
 	if err := r.Client.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		logf.FromContext(ctx).Error(err, "list pods of workload")
 		return nil

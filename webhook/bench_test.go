@@ -228,14 +228,9 @@ func managedFieldsOf() []metav1.ManagedFieldsEntry {
 // benchPod is a pod as the informer holds it (stored) or as the API server sends it for admission
 // (the request object: no name, status or managed fields yet).
 func benchPod(ns, deploy, hash string, i int, stored bool) *corev1.Pod {
-	rs := deploy + "-" + hash
 	pod := &corev1.Pod{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: ns, GenerateName: rs + "-",
-			Labels:          map[string]string{"app": deploy, appsv1.DefaultDeploymentUniqueLabelKey: hash},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs, UID: types.UID(rs), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
-		},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: benchPodMeta(ns, deploy, hash, i, stored),
 		Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{
 				Name: "app", Image: "registry.example/" + deploy + ":" + hash,
@@ -252,10 +247,6 @@ func benchPod(ns, deploy, hash string, i int, stored bool) *corev1.Pod {
 	if !stored {
 		return pod
 	}
-	pod.Name = fmt.Sprintf("%s-%05d", rs, i)
-	pod.UID = types.UID(pod.Name)
-	pod.ResourceVersion = "1"
-	pod.ManagedFields = managedFieldsOf()
 	pod.Spec.NodeName = "node-1"
 	now := metav1.Now()
 	pod.Status = corev1.PodStatus{
@@ -271,6 +262,30 @@ func benchPod(ns, deploy, hash string, i int, stored bool) *corev1.Pod {
 	return pod
 }
 
+// benchPodMeta is the metadata of benchPod: with its name, UID and managed fields when stored.
+func benchPodMeta(ns, deploy, hash string, i int, stored bool) metav1.ObjectMeta {
+	rs := deploy + "-" + hash
+	m := metav1.ObjectMeta{
+		Namespace: ns, GenerateName: rs + "-",
+		Labels:          map[string]string{"app": deploy, appsv1.DefaultDeploymentUniqueLabelKey: hash},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs, UID: types.UID(rs), Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
+	}
+	if stored {
+		m.Name = fmt.Sprintf("%s-%05d", rs, i)
+		m.UID = types.UID(m.Name)
+		m.ResourceVersion = "1"
+		m.ManagedFields = managedFieldsOf()
+	}
+	return m
+}
+
+// benchPodMetadata is a stored benchPod as a metadata watch sends it (what the label reconciler's
+// metadata informer receives): a PartialObjectMetadata with the pod's whole metadata, managed
+// fields included, and no spec or status.
+func benchPodMetadata(ns, deploy, hash string, i int) *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: benchPodMeta(ns, deploy, hash, i, true)}
+}
+
 // benchTemplate is the pod template of a benchmark Deployment and its ReplicaSets: the pod spec
 // benchPod creates pods with.
 func benchTemplate(ns, deploy string, lbls map[string]string) corev1.PodTemplateSpec {
@@ -282,6 +297,13 @@ func benchTemplate(ns, deploy string, lbls map[string]string) corev1.PodTemplate
 // DefaultTransform). Objects are as the API server serves them: pods with status and managed
 // fields, Deployments and ReplicaSets with their pod template and status.
 func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, scale benchScale, transform toolscache.TransformFunc) *benchCluster {
+	b.Helper()
+	return loadBenchClusterAs(b, scheme, scale, transform, false)
+}
+
+// loadBenchClusterAs is loadBenchCluster with, when podsAsMetadata, the pods as a metadata watch
+// sends them (benchPodMetadata) instead of typed.
+func loadBenchClusterAs(b *testing.B, scheme *k8sruntime.Scheme, scale benchScale, transform toolscache.TransformFunc, podsAsMetadata bool) *benchCluster {
 	b.Helper()
 	bc := &benchCluster{reader: newIndexerReader(scheme)}
 	add := func(obj client.Object) {
@@ -355,7 +377,11 @@ func loadBenchCluster(b *testing.B, scheme *k8sruntime.Scheme, scale benchScale,
 				if releasing && p < benchCanariesPerLoad {
 					hash = canary
 				}
-				add(benchPod(ns, deploy, hash, p, true))
+				if podsAsMetadata {
+					add(benchPodMetadata(ns, deploy, hash, p))
+				} else {
+					add(benchPod(ns, deploy, hash, p, true))
+				}
 				pods++
 			}
 			if releasing {
@@ -495,18 +521,20 @@ func benchAdmission(b *testing.B, bc *benchCluster) {
 // BenchmarkCacheMemory reports the heap the cache takes once loaded at 10,000 pods / 1,000
 // Rollouts and at 100,000 pods / 10,000 Rollouts (with their Deployments, two ReplicaSets each,
 // and ten lanes per namespace): what lanes-manager holds at that scale beyond its fixed start-up
-// cost. "before" stores objects as lanes-manager did before it trimmed them (managedFields
-// stripped, cache.TransformStripManagedFields); "after" stores them through
-// trafficrouting.CacheTransform, the transform lanes-manager's cache applies. Both load the same
-// objects in the same run; "ratio" is after/before of the last iteration pair of a scale.
+// cost. "before" stores objects as lanes-manager did before it trimmed them (typed pods,
+// managedFields stripped, cache.TransformStripManagedFields); "after" stores them as lanes-manager's
+// cache does: pods as its metadata informer receives them (benchPodMetadata), and every object
+// through trafficrouting.CacheTransform. Both load the same objects in the same run.
 func BenchmarkCacheMemory(b *testing.B) {
 	scheme := benchScheme(b)
 	transforms := []struct {
 		name      string
 		transform toolscache.TransformFunc
+		// podsAsMetadata: pods as the manager's metadata informer receives them.
+		podsAsMetadata bool
 	}{
-		{"before", cache.TransformStripManagedFields()},
-		{"after", trafficrouting.CacheTransform},
+		{"before", cache.TransformStripManagedFields(), false},
+		{"after", trafficrouting.CacheTransform, true},
 	}
 	for _, scale := range []benchScale{benchScale10k, benchScale100k} {
 		for _, tr := range transforms {
@@ -514,7 +542,7 @@ func BenchmarkCacheMemory(b *testing.B) {
 				var heap, live uint64
 				for range b.N {
 					before := heapStats()
-					bc := loadBenchCluster(b, scheme, scale, tr.transform)
+					bc := loadBenchClusterAs(b, scheme, scale, tr.transform, tr.podsAsMetadata)
 					bc.requests = nil // the admission requests are the benchmark's, not the cache's
 					after := heapStats()
 					heap, live = after.HeapInuse-before.HeapInuse, after.HeapAlloc-before.HeapAlloc

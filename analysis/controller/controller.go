@@ -53,8 +53,9 @@ const (
 // Reconciler runs LaneAnalyses.
 type Reconciler struct {
 	Client client.Client
-	// APIReader reads the bearer token Secrets (by name, not through a cache of every Secret) and,
-	// for a rollback, the stable pod template (the manager's cache keeps none:
+	// APIReader reads the bearer token Secrets (by name, not through a cache of every Secret),
+	// the members' pods (the manager's cache keeps pods as metadata only, without their
+	// readiness) and, for a rollback, the stable pod template (the manager's cache keeps none:
 	// trafficrouting.CacheTransform).
 	APIReader client.Reader
 	Defaults  trafficrouting.Defaults
@@ -134,7 +135,7 @@ func (r *Reconciler) reconcile(ctx context.Context, la *lanesv1alpha1.LaneAnalys
 		r.fail(la, "InvalidSpec", err.Error())
 		return ctrl.Result{}, nil
 	}
-	st, err := laneops.Load(ctx, r.Client, la.Namespace, la.Spec.Lane, r.Defaults)
+	st, err := laneops.LoadReadingPods(ctx, r.Client, r.APIReader, la.Namespace, la.Spec.Lane, r.Defaults)
 	switch {
 	case errors.Is(err, laneops.ErrLaneNotFound):
 		r.fail(la, "LaneNotFound", err.Error())

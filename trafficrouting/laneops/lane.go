@@ -46,6 +46,13 @@ var ErrLaneNotFound = errors.New("lane not found")
 // resolves it (ResolveWithEntry), its member Rollouts (annotated
 // rollouts.kruise.io/trafficrouting: <lane>) and their workloads' pods.
 func Load(ctx context.Context, c client.Client, namespace, name string, d trafficrouting.Defaults) (*LaneState, error) {
+	return LoadReadingPods(ctx, c, c, namespace, name, d)
+}
+
+// LoadReadingPods is Load with the members' pods read through pods: lanes-manager's lane
+// analysis passes its API reader, since the manager's cache keeps pods as metadata only (no
+// readiness).
+func LoadReadingPods(ctx context.Context, c client.Client, pods client.Reader, namespace, name string, d trafficrouting.Defaults) (*LaneState, error) {
 	tr := &rolloutsv1alpha1.TrafficRouting{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, tr); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -80,11 +87,11 @@ func Load(ctx context.Context, c client.Client, namespace, name string, d traffi
 		}
 		if sel != nil {
 			m.Selector = sel
-			pods := &corev1.PodList{}
-			if err := c.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+			list := &corev1.PodList{}
+			if err := pods.List(ctx, list, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 				return nil, fmt.Errorf("list pods of %s: %w", r.Name, err)
 			}
-			m.Pods = pods.Items
+			m.Pods = list.Items
 		}
 		st.Members = append(st.Members, m)
 	}

@@ -79,7 +79,8 @@ func ensureCertSecret(ctx context.Context, cfg *rest.Config, scheme *runtime.Sch
 }
 
 // cacheOptions configure the manager's informer cache. Every object is stored as
-// trafficrouting.CacheTransform trims it: of Pods, ReplicaSets and workloads only what Kruise
+// trafficrouting.CacheTransform trims it: Pods as metadata only (the label reconciler's metadata
+// informer; the mesh route reconciler caches its lane pods itself), of ReplicaSets and workloads only what Kruise
 // Lanes reads, of everything else all but managedFields (the provider installer reads those from
 // the API server). With --watch-namespaces the kinds whose number follows the pods' (Pods,
 // ReplicaSets, Deployments, StatefulSets, CloneSets) are cached from those namespaces only; the
@@ -164,6 +165,9 @@ func run(ctx context.Context, o *Options) error {
 		// object per reconcile.
 		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 		Cache:  cacheOptions(o, cloneSets),
+		// Pods are read as metadata only from this cache (the mesh route reconciler keeps its
+		// typed lane pods in caches of its own): a typed Pod read is refused, not cached.
+		NewCache: newManagerCache,
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -191,7 +195,7 @@ func run(ctx context.Context, o *Options) error {
 	if o.MeshRoutes {
 		if err := (&trafficrouting.MeshRouteReconciler{
 			Client: mgr.GetClient(), Defaults: defaults, Recorder: mgr.GetEventRecorderFor("lanes-manager"), CloneSets: cloneSets,
-			RouteDrain: o.MeshRouteDrain,
+			RouteDrain: o.MeshRouteDrain, PodNamespaces: o.WatchedNamespaces(),
 		}).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("set up the mesh route reconciler: %w", err)
 		}

@@ -168,6 +168,16 @@ func reconcilerLabelled(ctx context.Context, t *testing.T, ns, pod string) bool 
 	return false
 }
 
+// awaitReconcilerLabelled waits for the LaneLabels Event of the reconciler for pod: the recorder
+// writes Events asynchronously, after the patch that labelled the pod.
+func awaitReconcilerLabelled(ctx context.Context, t *testing.T, ns, pod string) bool {
+	t.Helper()
+	err := framework.WaitFor(ctx, 10*time.Second, "the LaneLabels Event of "+pod, func(ctx context.Context) (bool, error) {
+		return reconcilerLabelled(ctx, t, ns, pod), nil
+	})
+	return err == nil
+}
+
 // laneMember is one lane member taken through a release in a lane test: its workload (created on
 // the old image), its Rollout, and the Ready pods by image expected while the Rollout is paused at
 // its first batch.
@@ -403,7 +413,7 @@ func TestLaneLabelsManagerRestart(t *testing.T) {
 	pods = podsByImage(ctx, t, ns, "r")
 	m.assertLaneLabels(t, pods, false)
 	for _, p := range pods[m.newImage] {
-		if !reconcilerLabelled(ctx, t, ns, p.Name) {
+		if !awaitReconcilerLabelled(ctx, t, ns, p.Name) {
 			t.Errorf("canary pod %s has no LaneLabels Event from the reconciler", p.Name)
 		}
 	}

@@ -203,7 +203,7 @@ func TestLifecycleFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%s labelled %s after the new leader was seen leading", p2.Name, time.Since(leadAt).Round(10*time.Millisecond))
-	if !reconcilerLabelled(ctx, t, ns, p2.Name) {
+	if !awaitReconcilerLabelled(ctx, t, ns, p2.Name) {
 		t.Errorf("canary %s has no LaneLabels Event from the new leader's reconciler", p2.Name)
 	}
 

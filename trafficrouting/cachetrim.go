@@ -127,3 +127,17 @@ func trimCloneSet(u *unstructured.Unstructured) *unstructured.Unstructured {
 }
 
 var _ toolscache.TransformFunc = CacheTransform
+
+// CacheNamespaces is the cache configuration that watches the given namespaces (nil for all):
+// how --watch-namespaces scopes both the manager's pod-sized informers and the mesh route
+// reconciler's lane pod caches.
+func CacheNamespaces(namespaces []string) map[string]cache.Config {
+	if len(namespaces) == 0 {
+		return nil
+	}
+	out := make(map[string]cache.Config, len(namespaces))
+	for _, ns := range namespaces {
+		out[ns] = cache.Config{}
+	}
+	return out
+}

@@ -38,17 +38,12 @@ func lanePodCacheOptions(mgr ctrl.Manager, label string, namespaces []string) (c
 		return cache.Options{}, err
 	}
 	opts := cache.Options{
-		HTTPClient:       mgr.GetHTTPClient(),
-		Scheme:           mgr.GetScheme(),
-		Mapper:           mgr.GetRESTMapper(),
-		DefaultTransform: CacheTransform,
-		ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: sel}},
-	}
-	if len(namespaces) > 0 {
-		opts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range namespaces {
-			opts.DefaultNamespaces[ns] = cache.Config{}
-		}
+		HTTPClient:        mgr.GetHTTPClient(),
+		Scheme:            mgr.GetScheme(),
+		Mapper:            mgr.GetRESTMapper(),
+		DefaultTransform:  CacheTransform,
+		DefaultNamespaces: CacheNamespaces(namespaces),
+		ByObject:          map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: sel}},
 	}
 	return opts, nil
 }

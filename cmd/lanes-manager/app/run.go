@@ -80,8 +80,8 @@ func ensureCertSecret(ctx context.Context, cfg *rest.Config, scheme *runtime.Sch
 
 // cacheOptions configure the manager's informer cache. Every object is stored as
 // trafficrouting.CacheTransform trims it: Pods as metadata only (the label reconciler's metadata
-// informer; the mesh route reconciler caches its lane pods itself), of ReplicaSets and workloads only what Kruise
-// Lanes reads, of everything else all but managedFields (the provider installer reads those from
+// informer; the mesh route reconciler caches its lane pods itself), of ReplicaSets and workloads
+// only what Kruise Lanes reads, of everything else all but managedFields (the provider installer reads those from
 // the API server). With --watch-namespaces the kinds whose number follows the pods' (Pods,
 // ReplicaSets, Deployments, StatefulSets, CloneSets) are cached from those namespaces only; the
 // chart then restricts the pod webhook's namespaceSelector to them, so no pod the webhook serves
@@ -99,13 +99,9 @@ func cacheOptions(o *Options, cloneSets bool) cache.Options {
 			}}},
 		},
 	}
-	watched := o.WatchedNamespaces()
-	if len(watched) == 0 {
+	namespaces := trafficrouting.CacheNamespaces(o.WatchedNamespaces())
+	if namespaces == nil {
 		return opts
-	}
-	namespaces := map[string]cache.Config{}
-	for _, ns := range watched {
-		namespaces[ns] = cache.Config{}
 	}
 	scoped := []client.Object{&corev1.Pod{}, &appsv1.ReplicaSet{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}}
 	if cloneSets {

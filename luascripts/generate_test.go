@@ -12,16 +12,28 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the generated provider scripts")
 
-// assembleIngress builds the standalone script of an ingress provider from the shared body
-// lib/canary.lua, read from dir: the blocks of the other providers resolved away, then minified
-// (see minify_test.go). Kruise runs each script on its own, so every provider file carries the
-// whole body.
+// assembleIngress builds the standalone script of an ingress provider from lib/canary.lua, read
+// from dir: the blocks of the other providers resolved away, each `--#embed NAME file` line
+// replaced by `local NAME=<file, resolved and minified, as a long string>`, then minified (see
+// minify_test.go). Kruise runs each script on its own, so every provider file carries the whole
+// body.
 func assembleIngress(dir, name string) ([]byte, error) {
-	body, err := os.ReadFile(filepath.Join(dir, "trafficrouting_ingress", "lib", "canary.lua"))
+	lib := filepath.Join(dir, "trafficrouting_ingress", "lib")
+	src, err := resolveFile(filepath.Join(lib, "canary.lua"), name)
 	if err != nil {
-		return nil, fmt.Errorf("read shared body: %w", err)
+		return nil, err
 	}
-	src, err := resolve(body, name)
+	src, err = embedChunks(src, func(file string) ([]byte, error) {
+		chunk, err := resolveFile(filepath.Join(lib, file), name)
+		if err != nil {
+			return nil, err
+		}
+		out, err := minify(chunk, nil)
+		if err != nil {
+			return nil, fmt.Errorf("lib/%s for %s: %w", file, name, err)
+		}
+		return out, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("lib/canary.lua for %s: %w", name, err)
 	}
@@ -31,6 +43,19 @@ func assembleIngress(dir, name string) ([]byte, error) {
 	}
 	header := fmt.Sprintf("-- Kruise Lanes %s ingress provider (lua.traffic.routing.ingress.%s), generated from lib/ by `make generate`.\n", name, name)
 	return append([]byte(header), out...), nil
+}
+
+// resolveFile reads a lib/ file and keeps what belongs to provider.
+func resolveFile(path, provider string) ([]byte, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read provider source: %w", err)
+	}
+	out, err := resolve(src, provider)
+	if err != nil {
+		return nil, fmt.Errorf("%s for %s: %w", filepath.Base(path), provider, err)
+	}
+	return out, nil
 }
 
 func TestProviderScriptsAreGenerated(t *testing.T) {

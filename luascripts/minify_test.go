@@ -2,6 +2,7 @@ package luascripts
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -15,11 +16,46 @@ import (
 //
 //   - resolve: keep the lines between `--#if <provider>...` and `--#else` or `--#end` only for the
 //     providers named (the `--#else` part for the others); blocks nest;
+//   - embedChunks: replace each `--#embed NAME file` line with `local NAME=[==[...]==]`, the file
+//     (itself resolved and minified) as a long string, which the script compiles when it needs it;
 //   - minify: re-emit the Lua tokens without comments, separated by a space only where two tokens
 //     would otherwise run together. defaultLaneHeaderLine is kept on a line of its own, as
 //     WithDefaultLaneHeader expects.
 
-var directive = regexp.MustCompile(`^\s*--#(if|else|end)\b(.*)$`)
+var (
+	directive      = regexp.MustCompile(`^\s*--#(if|else|end)\b(.*)$`)
+	embedDirective = regexp.MustCompile(`(?m)^[ \t]*--#embed\b(.*)$`)
+	luaName        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// embedChunks replaces each `--#embed NAME file` line of src with a local string NAME holding
+// chunk(file), in a long bracket whose level the text does not close.
+func embedChunks(src []byte, chunk func(file string) ([]byte, error)) ([]byte, error) {
+	var failed error
+	out := embedDirective.ReplaceAllFunc(src, func(line []byte) []byte {
+		args := strings.Fields(string(embedDirective.FindSubmatch(line)[1]))
+		if len(args) != 2 || !luaName.MatchString(args[0]) || strings.ContainsAny(args[1], "/\\") {
+			failed = errors.Join(failed, fmt.Errorf("%q: want --#embed NAME file.lua (a file beside it)", bytes.TrimSpace(line)))
+			return line
+		}
+		text, err := chunk(args[1])
+		if err != nil {
+			failed = errors.Join(failed, err)
+			return line
+		}
+		text = bytes.TrimRight(text, "\n")
+		level := 0
+		for bytes.Contains(append(text, ']'), []byte("]"+strings.Repeat("=", level)+"]")) {
+			level++
+		}
+		eq := strings.Repeat("=", level)
+		return []byte(fmt.Sprintf("local %s = [%s[%s]%s]", args[0], eq, text, eq))
+	})
+	if failed != nil {
+		return nil, failed
+	}
+	return out, nil
+}
 
 // resolve keeps the lines of src that belong to provider.
 func resolve(src []byte, provider string) ([]byte, error) {
@@ -173,12 +209,17 @@ func lex(src string) ([]token, error) {
 	return toks, nil
 }
 
-// minify re-emits src's tokens with the fewest separators. keep is a line that must stay as it
-// is, on a line of its own (defaultLaneHeaderLine).
+// minify re-emits src's tokens with the fewest separators. keep, unless nil, is a line that must
+// stay as it is, on a line of its own (defaultLaneHeaderLine).
 func minify(src, keep []byte) ([]byte, error) {
-	before, after, found := bytes.Cut(src, keep)
-	if !found {
-		return nil, fmt.Errorf("the source has no line %q", bytes.TrimSpace(keep))
+	var before, after []byte
+	if keep == nil {
+		after = src
+	} else {
+		var found bool
+		if before, after, found = bytes.Cut(src, keep); !found {
+			return nil, fmt.Errorf("the source has no line %q", bytes.TrimSpace(keep))
+		}
 	}
 	head, err := lex(string(before))
 	if err != nil {
@@ -198,7 +239,7 @@ func minify(src, keep []byte) ([]byte, error) {
 		}
 	}
 	emit(head)
-	if out.Len() > 0 {
+	if out.Len() > 0 && keep != nil {
 		out.WriteByte('\n')
 	}
 	out.Write(keep)
@@ -251,5 +292,27 @@ func TestMinify(t *testing.T) {
 	}
 	if _, err := minify([]byte("local a = 1\n"), keep); err == nil {
 		t.Error("no kept line: nil error, want an error")
+	}
+}
+
+func TestEmbedChunks(t *testing.T) {
+	chunks := map[string]string{"a.lua": "return 1\n", "b.lua": "return [[x]]..'y]'\n", "c.lua": "return t[1]\n"}
+	read := func(file string) ([]byte, error) {
+		c, ok := chunks[file]
+		if !ok {
+			return nil, fmt.Errorf("no %s", file)
+		}
+		return []byte(c), nil
+	}
+	src := "local x = 1\n  --#embed A a.lua\n--#embed B b.lua\n--#embed C c.lua\nreturn A, B, C\n"
+	want := "local x = 1\nlocal A = [[return 1]]\nlocal B = [=[return [[x]]..'y]']=]\nlocal C = [=[return t[1]]=]\nreturn A, B, C\n"
+	got, err := embedChunks([]byte(src), read)
+	if err != nil || string(got) != want {
+		t.Errorf("embedChunks = %q, %v\nwant %q", got, err, want)
+	}
+	for _, bad := range []string{"--#embed A\n", "--#embed a-b a.lua\n", "--#embed A ../a.lua\n", "--#embed A d.lua\n"} {
+		if _, err := embedChunks([]byte(bad), read); err == nil {
+			t.Errorf("embedChunks(%q) = nil error, want an error", bad)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,16 +15,23 @@ import (
 )
 
 // benchInputs are the steps the script benchmarks run, per class type: the seed 002 lane step
-// (a header match and the lane header set) and a weighted step (20%, no matches). Each is the
-// first step of a golden case, run on the stable Ingress's annotations.
-var benchInputs = map[string][]struct{ name, path string }{
+// (a header match and the lane header set), a weighted step (20%, no matches), both of which our
+// scripts serve from simple_step.lua, and a step with a header ANDed with a query parameter, which
+// takes any_step.lua (simple is false). Each is the first step of a golden case, run on the stable
+// Ingress's annotations.
+var benchInputs = map[string][]struct {
+	name, path string
+	simple     bool
+}{
 	"mse": {
-		{"seed002", "trafficrouting_ingress/testdata/mse/seed002_header_match_lane_tag.yaml"},
-		{"weight", "trafficrouting_ingress/testdata/mse/weight_steps.yaml"},
+		{"seed002", "trafficrouting_ingress/testdata/mse/seed002_header_match_lane_tag.yaml", true},
+		{"weight", "trafficrouting_ingress/testdata/mse/weight_steps.yaml", true},
+		{"andquery", "trafficrouting_ingress/testdata/mse/header_and_query.yaml", false},
 	},
 	"higress": {
-		{"seed002", "trafficrouting_ingress/testdata/higress/seed002_on_higress.yaml"},
-		{"weight", "trafficrouting_ingress/testdata/higress/weight_steps.yaml"},
+		{"seed002", "trafficrouting_ingress/testdata/higress/seed002_on_higress.yaml", true},
+		{"weight", "trafficrouting_ingress/testdata/higress/weight_steps.yaml", true},
+		{"andquery", "trafficrouting_ingress/testdata/higress/header_and_query.yaml", false},
 	},
 }
 
@@ -55,9 +63,11 @@ func benchInput(b testing.TB, cases []NamedCase, path string) IngressInput {
 }
 
 // BenchmarkIngressScripts runs each class's step inputs through Kruise's shipped script for that
-// class (the baseline) and through ours, in one run, as Kruise's luamanager runs them (call:
-// parse, compile and run on every call), and splits the cost: parse (text to AST), compile (AST
-// to bytecode) and run (a fresh sandbox like luamanager's, then the compiled chunk).
+// class (the baseline) and through ours, in one run, as Kruise's luamanager runs them. ratio
+// alternates the two call by call (parse, compile and run on every call, as Kruise does) and
+// reports each one's median and ours over Kruise's; call times each script on its own; parse
+// (text to AST), compile (AST to bytecode) and run (a fresh sandbox like luamanager's, then the
+// compiled chunk, including any chunk it loads) split the cost.
 func BenchmarkIngressScripts(b *testing.B) {
 	cases := loadCases(b)
 	for _, class := range []string{"mse", "higress"} {
@@ -68,6 +78,9 @@ func BenchmarkIngressScripts(b *testing.B) {
 		scripts := []struct{ name, text string }{{"kruise", kruiseScript(b, class+".lua")}, {"lanes", string(ours)}}
 		for _, input := range benchInputs[class] {
 			in := benchInput(b, cases[class], input.path)
+			b.Run(class+"/"+input.name+"/ratio", func(b *testing.B) {
+				benchRatio(b, scripts[0].text, scripts[1].text, in)
+			})
 			for _, s := range scripts {
 				prefix := class + "/" + input.name + "/" + s.name
 				b.Run(prefix+"/call", func(b *testing.B) {
@@ -112,6 +125,34 @@ func BenchmarkIngressScripts(b *testing.B) {
 			}
 		}
 	}
+}
+
+// benchRatio runs the same input through Kruise's script and ours alternately, call by call as
+// Kruise runs them, so that both see the same machine at the same moment, and reports each one's
+// median per call and ours over Kruise's (ratio, of the medians).
+func benchRatio(b *testing.B, kruise, lanes string, in IngressInput) {
+	var kruiseCalls, lanesCalls []time.Duration
+	for b.Loop() {
+		for _, run := range []struct {
+			script string
+			calls  *[]time.Duration
+		}{{kruise, &kruiseCalls}, {lanes, &lanesCalls}} {
+			start := time.Now()
+			if _, err := RunIngressScript(run.script, in); err != nil {
+				b.Fatal(err)
+			}
+			*run.calls = append(*run.calls, time.Since(start))
+		}
+	}
+	k, l := median(kruiseCalls), median(lanesCalls)
+	b.ReportMetric(float64(k.Microseconds()), "kruise-µs")
+	b.ReportMetric(float64(l.Microseconds()), "lanes-µs")
+	b.ReportMetric(float64(l)/float64(k), "ratio")
+}
+
+func median(ds []time.Duration) time.Duration {
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 // runProto runs a compiled script in a sandbox set up as luamanager.RunLuaScript sets up its own

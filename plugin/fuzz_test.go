@@ -2,6 +2,8 @@ package plugin
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 
@@ -13,19 +15,20 @@ import (
 
 // FuzzIngressScripts feeds arbitrary weights, match conditions, header modifications and existing
 // annotations to both providers. A script may refuse the input only with its own validation
-// sentence; it must never fail at run time, and what it returns must be safe to apply.
+// sentence; it must never fail at run time, and what it returns must be safe to apply. The
+// script's simple_step.lua changes nothing: with it switched off the outcome is the same.
 func FuzzIngressScripts(f *testing.F) {
 	f.Add("20", "User-Agent", "xiaoming", false, "lane", "gray", "x-mse-tag", "gray", "x-internal", "", true)
 	f.Add("-1", "canary-by-cookie", "c", false, "", "", "x-mse-tag", "blue", "", "x-mse-tag gray", false)
 	f.Add("-1", "x-a", ".*", true, "q", "(", "bad name", "v\r\nx: y", "a,b", "x-old 1\nx-older 2", true)
 	f.Add("0", "", "", false, "", "", "", "", "", "", false)
-	scripts := map[string]string{}
+	scripts, general := map[string]string{}, map[string]string{}
 	for _, name := range luascripts.IngressProviders() {
 		b, err := luascripts.Ingress(name)
 		if err != nil {
 			f.Fatal(err)
 		}
-		scripts[name] = string(b)
+		scripts[name], general[name] = string(b), withoutSimpleStep(f, string(b))
 	}
 	f.Fuzz(func(t *testing.T, weight, hName, hValue string, hRegex bool, qName, qValue, setName, setValue, remove, existing string, subset bool) {
 		typ := gatewayv1beta1.HeaderMatchExact
@@ -51,6 +54,10 @@ func FuzzIngressScripts(f *testing.F) {
 		}
 		for name, script := range scripts {
 			out, err := RunIngressScript(script, in)
+			want, wantErr := RunIngressScript(general[name], in)
+			if fmt.Sprint(err) != fmt.Sprint(wantErr) || !maps.Equal(out, want) {
+				t.Errorf("%s: simple_step.lua changes the outcome:\nshipped       %v, %v\nany_step only %v, %v", name, out, err, want, wantErr)
+			}
 			if err != nil {
 				var scriptErr *ScriptError
 				if !errors.As(err, &scriptErr) || !strings.HasPrefix(scriptErr.Message(), name+" ingress provider: ") {

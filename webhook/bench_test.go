@@ -430,16 +430,16 @@ func (allowAll) Handle(context.Context, admission.Request) admission.Response {
 	return admission.Allowed("")
 }
 
-// benchWebhook serves h as lanes-manager does, logging as it does at its default level: the
+// benchWebhook serves wh as lanes-manager does, logging as it does at its default level: the
 // webhook's per-request logger is built (with the request's values) and logs nothing.
-func benchWebhook(b *testing.B, h admission.Handler) http.Handler {
+func benchWebhook(b *testing.B, wh *admission.Webhook) http.Handler {
 	b.Helper()
 	quiet := funcr.New(func(string, string) {}, funcr.Options{Verbosity: 0})
-	wh, err := admission.StandaloneWebhook(&admission.Webhook{Handler: h}, admission.StandaloneOptions{Logger: quiet})
+	served, err := admission.StandaloneWebhook(wh, admission.StandaloneOptions{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return wh
+	return served
 }
 
 // serve posts one AdmissionReview to a webhook the way the API server does and returns how long
@@ -491,12 +491,12 @@ func BenchmarkAdmission(b *testing.B) {
 }
 
 func benchAdmission(b *testing.B, bc *benchCluster) {
-	labeler := benchWebhook(b, &PodLabeler{
+	labeler := benchWebhook(b, (&PodLabeler{
 		Resolver: &trafficrouting.Resolver{Reader: bc.reader, Defaults: trafficrouting.DefaultDefaults()},
 		Recorder: &record.FakeRecorder{},
 		Observer: nopObserver{},
-	})
-	baseline := benchWebhook(b, allowAll{})
+	}).Webhook())
+	baseline := benchWebhook(b, &admission.Webhook{Handler: allowAll{}})
 	rng := rand.New(rand.NewPCG(1, 2))
 	lat := make([]time.Duration, 0, b.N)
 	base := make([]time.Duration, 0, b.N)

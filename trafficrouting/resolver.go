@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -241,7 +242,7 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string) (*rolloutsv1beta1.Rollout, error) {
 	list := r.rolloutLists.get()
 	defer r.rolloutLists.put(list)
-	if err := r.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{RolloutWorkloadIndex: workloadKey(kind, name)}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector(RolloutWorkloadIndex, workloadKey(kind, name))}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list rollouts of %s %s/%s: %w", kind, namespace, name, err)
 	}
 	for i := range list.Items {

@@ -156,10 +156,10 @@ func InjectedValue(tr *rolloutsv1alpha1.TrafficRouting, header string) (string, 
 
 // CanaryLabels are the labels a canary pod of a member carries.
 func (l Lane) CanaryLabels() map[string]string {
-	out := map[string]string{}
+	out := make(map[string]string, len(l.Dialects))
 	for _, d := range l.Dialects {
-		for k, v := range d.CanaryLabels(l.Tag) {
-			out[k] = v
+		if k, ok := d.canaryKey(l.Tag); ok {
+			out[k] = l.Tag
 		}
 	}
 	return out
@@ -167,13 +167,13 @@ func (l Lane) CanaryLabels() map[string]string {
 
 // StableLabels are the labels a stable pod of a member carries (none unless BaseLabels).
 func (l Lane) StableLabels() map[string]string {
-	out := map[string]string{}
 	if !l.BaseLabels {
-		return out
+		return map[string]string{}
 	}
+	out := make(map[string]string, len(l.Dialects))
 	for _, d := range l.Dialects {
-		for k, v := range d.BaseLabels() {
-			out[k] = v
+		if k, ok := d.baseKey(); ok {
+			out[k] = BaseTag
 		}
 	}
 	return out
@@ -231,32 +231,50 @@ func ParseDialects(s string) ([]Dialect, error) {
 
 // CanaryLabels are the dialect's labels for a lane pod with the given tag.
 func (d Dialect) CanaryLabels(tag string) map[string]string {
-	switch d {
-	case DialectMSE:
-		return map[string]string{LabelMSE: tag}
-	case DialectOpenSergo:
-		return map[string]string{LabelOpenSergoPrefix + tag: tag}
-	case DialectASM:
-		return map[string]string{LabelASM: tag}
-	case DialectIstio:
-		return map[string]string{LabelIstio: tag}
-	case DialectLanes:
-		return map[string]string{LabelLanes: tag}
+	if k, ok := d.canaryKey(tag); ok {
+		return map[string]string{k: tag}
 	}
 	return nil
 }
 
+// canaryKey is the key of the dialect's one label for a lane pod with the given tag (whose
+// value is the tag); false for an unknown dialect.
+func (d Dialect) canaryKey(tag string) (string, bool) {
+	switch d {
+	case DialectMSE:
+		return LabelMSE, true
+	case DialectOpenSergo:
+		return LabelOpenSergoPrefix + tag, true
+	case DialectASM:
+		return LabelASM, true
+	case DialectIstio:
+		return LabelIstio, true
+	case DialectLanes:
+		return LabelLanes, true
+	}
+	return "", false
+}
+
 // BaseLabels are the dialect's labels for a stable pod; MSE and OpenSergo mark base by absence.
 func (d Dialect) BaseLabels() map[string]string {
-	switch d {
-	case DialectASM:
-		return map[string]string{LabelASM: BaseTag}
-	case DialectIstio:
-		return map[string]string{LabelIstio: BaseTag}
-	case DialectLanes:
-		return map[string]string{LabelLanes: BaseTag}
+	if k, ok := d.baseKey(); ok {
+		return map[string]string{k: BaseTag}
 	}
 	return nil
+}
+
+// baseKey is the key of the dialect's one label for a stable pod (whose value is BaseTag); false
+// where the dialect marks base by absence.
+func (d Dialect) baseKey() (string, bool) {
+	switch d {
+	case DialectASM:
+		return LabelASM, true
+	case DialectIstio:
+		return LabelIstio, true
+	case DialectLanes:
+		return LabelLanes, true
+	}
+	return "", false
 }
 
 // IsLaneLabel reports whether a pod label key belongs to any dialect; the reconciler removes

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -54,10 +55,14 @@ type Resolver struct {
 	CloneSets bool
 
 	lanes laneMemo
-	// What deploymentOf reads into and drops before it returns (the two largest objects of a
-	// decision, a pod template each): lent, not allocated per admission.
-	replicaSets shells[appsv1.ReplicaSet]
-	deployments shells[appsv1.Deployment]
+	// What Decide reads into and drops before it returns (the ReplicaSet and the Deployment are
+	// the largest objects of a decision, a pod template each; of the Rollouts listed, Decision
+	// keeps one, which lives in the list's items, not in the list): lent, not allocated per
+	// admission.
+	replicaSets     shells[appsv1.ReplicaSet]
+	deployments     shells[appsv1.Deployment]
+	rolloutLists    shells[rolloutsv1beta1.RolloutList]
+	trafficRoutings shells[rolloutsv1alpha1.TrafficRouting]
 }
 
 // shells lends empty objects to read into. An object is zeroed when it is given back, so a shell
@@ -112,7 +117,8 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 	if laneName == "" {
 		return d, nil
 	}
-	tr := &rolloutsv1alpha1.TrafficRouting{}
+	tr := r.trafficRoutings.get()
+	defer r.trafficRoutings.put(tr)
 	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: laneName}, tr, client.UnsafeDisableDeepCopy); err != nil {
 		if apierrors.IsNotFound(err) {
 			d.Problem = fmt.Errorf("rollout %s joins %w: trafficrouting %s/%s does not exist", rollout.Name, ErrLaneNotFound, pod.Namespace, laneName)
@@ -234,8 +240,9 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 }
 
 func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string) (*rolloutsv1beta1.Rollout, error) {
-	list := &rolloutsv1beta1.RolloutList{}
-	if err := r.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{RolloutWorkloadIndex: workloadKey(kind, name)}, client.UnsafeDisableDeepCopy); err != nil {
+	list := r.rolloutLists.get()
+	defer r.rolloutLists.put(list)
+	if err := r.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector(RolloutWorkloadIndex, workloadKey(kind, name))}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list rollouts of %s %s/%s: %w", kind, namespace, name, err)
 	}
 	for i := range list.Items {

@@ -132,7 +132,7 @@ func (c LabelChange) IsEmpty(annotations map[string]string) bool {
 // or is removed if it had none; once a label is back at its original value it is no longer managed.
 func LabelChanges(labels, annotations, desired map[string]string) LabelChange {
 	managed := map[string]bool{}
-	for _, k := range strings.Split(annotations[ManagedLabelsAnnotation], ",") {
+	for k := range strings.SplitSeq(annotations[ManagedLabelsAnnotation], ",") {
 		if k = strings.TrimSpace(k); k != "" {
 			managed[k] = true
 		}
@@ -143,8 +143,8 @@ func LabelChanges(labels, annotations, desired map[string]string) LabelChange {
 			delete(originals, k) // bookkeeping of a label no longer ours
 		}
 	}
-	change := LabelChange{Set: map[string]string{}}
-	var keep []string
+	change := LabelChange{Set: make(map[string]string, len(desired))}
+	keep := make([]string, 0, len(desired)+len(managed))
 	for k, v := range desired {
 		current, present := labels[k]
 		if orig, ok := originals[k]; ok && orig == v {

@@ -430,16 +430,16 @@ func (allowAll) Handle(context.Context, admission.Request) admission.Response {
 	return admission.Allowed("")
 }
 
-// benchWebhook serves h as lanes-manager does, logging as it does at its default level: the
+// benchWebhook serves wh as lanes-manager does, logging as it does at its default level: the
 // webhook's per-request logger is built (with the request's values) and logs nothing.
-func benchWebhook(b *testing.B, h admission.Handler) http.Handler {
+func benchWebhook(b *testing.B, wh *admission.Webhook) http.Handler {
 	b.Helper()
 	quiet := funcr.New(func(string, string) {}, funcr.Options{Verbosity: 0})
-	wh, err := admission.StandaloneWebhook(&admission.Webhook{Handler: h}, admission.StandaloneOptions{Logger: quiet})
+	served, err := admission.StandaloneWebhook(wh, admission.StandaloneOptions{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return wh
+	return served
 }
 
 // serve posts one AdmissionReview to a webhook the way the API server does and returns how long
@@ -466,10 +466,11 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return ds[i]
 }
 
-// BenchmarkAdmission measures the server side of the Pod CREATE webhook: admission.Webhook's
-// ServeHTTP over an httptest recorder (AdmissionReview decoding, the pod's metadata decoding, the
-// lane decision read from a cache that copies like controller-runtime's, the patch, the response
-// encoding), with no network and no TLS. It runs at two scales (benchScale10k: 10,000 pods and
+// BenchmarkAdmission measures the server side of the Pod CREATE webhook as lanes-manager serves
+// it (PodLabeler.Webhook, an admission.Webhook): its ServeHTTP over an httptest recorder
+// (AdmissionReview decoding, the pod's metadata decoding, the lane decision read from a cache
+// that copies like controller-runtime's, the patch and its encoding, the response encoding), with
+// no network and no TLS. It runs at two scales (benchScale10k: 10,000 pods and
 // 1,000 Rollouts; benchScale100k: ten times that), one sub-benchmark each. Every request is the
 // canary pod of a releasing Rollout: the path that reads the most (ReplicaSet, Deployment,
 // Rollouts by index, TrafficRouting, entry Ingress) and patches. Each request is also served by
@@ -491,12 +492,12 @@ func BenchmarkAdmission(b *testing.B) {
 }
 
 func benchAdmission(b *testing.B, bc *benchCluster) {
-	labeler := benchWebhook(b, &PodLabeler{
+	labeler := benchWebhook(b, (&PodLabeler{
 		Resolver: &trafficrouting.Resolver{Reader: bc.reader, Defaults: trafficrouting.DefaultDefaults()},
 		Recorder: &record.FakeRecorder{},
 		Observer: nopObserver{},
-	})
-	baseline := benchWebhook(b, allowAll{})
+	}).Webhook())
+	baseline := benchWebhook(b, &admission.Webhook{Handler: allowAll{}})
 	rng := rand.New(rand.NewPCG(1, 2))
 	lat := make([]time.Duration, 0, b.N)
 	base := make([]time.Duration, 0, b.N)

@@ -2,11 +2,14 @@ package webhook
 
 import (
 	"encoding/json"
+	"maps"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -161,6 +164,100 @@ func TestEscapePointer(t *testing.T) {
 	} {
 		if got := escapePointer(key); got != want {
 			t.Errorf("escapePointer(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+// TestMetadataPatchMakesTheChange applies MetadataPatch's operations to objects with many
+// combinations of labels and bookkeeping annotations (maps absent, empty or full; keys that need
+// escaping; labels managed, taken over, given back) and checks that the result is what
+// LabelChange.Apply makes of the same object, and that each map's keys are patched in sorted order.
+func TestMetadataPatchMakesTheChange(t *testing.T) {
+	keys := []string{"app", "alicloud.service.tag", "opensergo.io/canary-gray", "a~b", "ASM_TRAFFIC_TAG"}
+	values := []string{"gray", "base", "x"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	randomMap := func() map[string]string {
+		switch rng.IntN(4) {
+		case 0:
+			return nil
+		case 1:
+			return map[string]string{}
+		}
+		m := map[string]string{}
+		for _, k := range keys {
+			if rng.IntN(2) == 0 {
+				m[k] = values[rng.IntN(len(values))]
+			}
+		}
+		return m
+	}
+	for range 2000 {
+		labels, desired := randomMap(), randomMap()
+		var annotations map[string]string
+		if rng.IntN(3) > 0 {
+			annotations = map[string]string{"team": "shop"}
+			var managed []string
+			for _, k := range keys {
+				if rng.IntN(3) == 0 {
+					managed = append(managed, k)
+				}
+			}
+			annotations[trafficrouting.ManagedLabelsAnnotation] = strings.Join(managed, ",")
+			if rng.IntN(2) == 0 && len(managed) > 0 {
+				annotations[trafficrouting.OriginalLabelsAnnotation] = `{"` + managed[0] + `":"orig"}`
+			}
+		}
+		change := trafficrouting.LabelChanges(labels, annotations, desired)
+		want := &metav1.ObjectMeta{Labels: maps.Clone(labels), Annotations: maps.Clone(annotations)}
+		change.Apply(want)
+		ops := MetadataPatch(labels, annotations, change)
+		last := map[string]string{} // map path -> last key patched
+		for _, op := range ops {
+			for _, m := range []string{"/metadata/labels/", "/metadata/annotations/"} {
+				if key, ok := strings.CutPrefix(op.Path, m); ok {
+					if key < last[m] {
+						t.Errorf("operations out of order: %s after %s%s", op.Path, m, last[m])
+					}
+					last[m] = key
+				}
+			}
+		}
+		// The object as the API server sends it: a map that is there, even empty, is in the JSON.
+		metadata := map[string]any{}
+		if labels != nil {
+			metadata["labels"] = labels
+		}
+		if annotations != nil {
+			metadata["annotations"] = annotations
+		}
+		doc, err := json.Marshal(map[string]any{"metadata": metadata})
+		if err != nil {
+			t.Fatal(err)
+		}
+		patched := doc
+		if len(ops) > 0 {
+			raw, err := json.Marshal(ops)
+			if err != nil {
+				t.Fatal(err)
+			}
+			patch, err := jsonpatch.DecodePatch(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if patched, err = patch.Apply(doc); err != nil {
+				t.Fatalf("apply %s to %s: %v", raw, doc, err)
+			}
+		}
+		var got struct{ Metadata metav1.ObjectMeta }
+		if err := json.Unmarshal(patched, &got); err != nil {
+			t.Fatal(err)
+		}
+		// Apply leaves an empty map where JSON leaves none: compare contents.
+		if diff := cmp.Diff(want.Labels, got.Metadata.Labels, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("labels %v, change %+v: patched labels differ from Apply's (-apply +patch):\n%s", labels, change, diff)
+		}
+		if diff := cmp.Diff(want.Annotations, got.Metadata.Annotations, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("annotations %v, change %+v: patched annotations differ from Apply's (-apply +patch):\n%s", annotations, change, diff)
 		}
 	}
 }

@@ -9,7 +9,6 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -124,44 +124,66 @@ func requestLogger(ctx context.Context) logr.Logger {
 // annotations. It touches nothing but those two maps, so fields of the object this binary's Go
 // types do not know (a newer API server's) are never removed.
 func MetadataPatch(labels, annotations map[string]string, c trafficrouting.LabelChange) []jsonpatch.JsonPatchOperation {
-	set := map[string]*string{}
+	edits := make([]mapEdit, 0, len(c.Set)+len(c.Remove))
 	for k, v := range c.Set {
-		set[k] = &v
+		edits = append(edits, mapEdit{key: k, value: v})
 	}
 	for _, k := range c.Remove {
-		set[k] = nil
+		edits = append(edits, mapEdit{key: k, remove: true}) // a key also in Set is removed
 	}
-	ops := mapPatch("/metadata/labels", labels, set)
-	return append(ops, mapPatch("/metadata/annotations", annotations, c.Annotations())...)
+	annotationEdits := make([]mapEdit, 0, 2) // the two bookkeeping annotations
+	for k, v := range c.Annotations() {
+		annotationEdits = append(annotationEdits, mapEdit{key: k, value: ptr.Deref(v, ""), remove: v == nil})
+	}
+	ops := make([]jsonpatch.JsonPatchOperation, 0, len(edits)+len(annotationEdits))
+	ops = appendMapPatch(ops, "/metadata/labels", labels, edits)
+	ops = appendMapPatch(ops, "/metadata/annotations", annotations, annotationEdits)
+	if len(ops) == 0 {
+		return nil
+	}
+	return ops
 }
 
-// mapPatch sets (non-nil) or removes (nil) keys of the string map at path, whose current content
-// is current (nil when the map is absent). Keys are patched in sorted order.
-func mapPatch(path string, current map[string]string, change map[string]*string) []jsonpatch.JsonPatchOperation {
-	var ops []jsonpatch.JsonPatchOperation
+// mapEdit sets (remove false) or removes one key of a string map.
+type mapEdit struct {
+	key, value string
+	remove     bool
+}
+
+// appendMapPatch appends to ops the operations that make edits to the string map at path, whose
+// current content is current (nil when the map is absent). Keys are patched in sorted order; of
+// several edits of one key the last counts. It sorts edits.
+func appendMapPatch(ops []jsonpatch.JsonPatchOperation, path string, current map[string]string, edits []mapEdit) []jsonpatch.JsonPatchOperation {
+	slices.SortStableFunc(edits, func(a, b mapEdit) int { return strings.Compare(a.key, b.key) })
 	if current == nil {
-		whole := map[string]string{}
-		for k, v := range change {
-			if v != nil {
-				whole[k] = *v
+		var whole map[string]string
+		for _, e := range edits {
+			switch {
+			case !e.remove && whole == nil:
+				whole = map[string]string{e.key: e.value}
+			case !e.remove:
+				whole[e.key] = e.value
+			case whole != nil:
+				delete(whole, e.key)
 			}
 		}
 		if len(whole) == 0 {
-			return nil
+			return ops
 		}
-		return []jsonpatch.JsonPatchOperation{jsonpatch.NewOperation("add", path, whole)}
+		return append(ops, jsonpatch.NewOperation("add", path, whole))
 	}
-	for _, k := range slices.Sorted(maps.Keys(change)) {
-		v := change[k]
-		old, present := current[k]
-		member := path + "/" + escapePointer(k)
+	for i, e := range edits {
+		if i+1 < len(edits) && edits[i+1].key == e.key {
+			continue // a later edit of the key counts
+		}
+		old, present := current[e.key]
 		switch {
-		case v == nil && present:
-			ops = append(ops, jsonpatch.NewOperation("remove", member, nil))
-		case v != nil && !present:
-			ops = append(ops, jsonpatch.NewOperation("add", member, *v))
-		case v != nil && old != *v:
-			ops = append(ops, jsonpatch.NewOperation("replace", member, *v))
+		case e.remove && present:
+			ops = append(ops, jsonpatch.NewOperation("remove", path+"/"+escapePointer(e.key), nil))
+		case !e.remove && !present:
+			ops = append(ops, jsonpatch.NewOperation("add", path+"/"+escapePointer(e.key), e.value))
+		case !e.remove && old != e.value:
+			ops = append(ops, jsonpatch.NewOperation("replace", path+"/"+escapePointer(e.key), e.value))
 		}
 	}
 	return ops

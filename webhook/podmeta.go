@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -148,6 +149,9 @@ func metadataSpans(raw []byte) (spans []span, ok bool) {
 type scanner struct {
 	raw []byte
 	pos int
+	// text, when set, is raw as a string: plainString then hands out parts of it rather than
+	// copies, one allocation for all the strings decoded.
+	text string
 }
 
 func (s *scanner) atEnd() bool {
@@ -249,6 +253,10 @@ func (s *scanner) array(depth int) bool {
 
 // str scans the rest of a string whose opening quote has been consumed, through its closing quote.
 func (s *scanner) str() bool {
+	// Eight bytes at a time while none ends the string, escapes or is a control character.
+	for s.pos+8 <= len(s.raw) && !stringSpecial(binary.LittleEndian.Uint64(s.raw[s.pos:])) {
+		s.pos += 8
+	}
 	for s.pos < len(s.raw) {
 		c := s.raw[s.pos]
 		s.pos++
@@ -281,6 +289,16 @@ func (s *scanner) str() bool {
 		}
 	}
 	return false
+}
+
+// stringSpecial reports whether any of the eight bytes in w is a quote, a backslash or below
+// 0x20 (the bytes str must look at one by one), with the exact tests of "Bit Twiddling Hacks"
+// (Sean Eron Anderson): a byte is zero (hasZero) and a byte is below n, n at most 128 (hasLess).
+func stringSpecial(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) bool { return (v-ones)&^v&highs != 0 }
+	hasLess := func(v uint64, n uint64) bool { return (v-ones*n)&^v&highs != 0 }
+	return hasZero(w^(ones*'"')) || hasZero(w^(ones*'\\')) || hasLess(w, 0x20)
 }
 
 func isHex(c byte) bool {
@@ -329,49 +347,54 @@ func (s *scanner) digits() int {
 // annotations and owner references, in strings of printable ASCII without escapes — without the
 // reflection of sigs.k8s.io/json, into what that decoder would give. raw is one JSON value that
 // metadataSpans has checked. Anything else (another ObjectMeta field, an escape, a non-ASCII byte,
-// a null where a string goes, a duplicate key) and it answers false, for the decoder to read it.
+// a null where a string goes, a repeated field) and it answers false, for the decoder to read it.
+// The strings it returns share one copy of raw.
 func plainMetadata(raw []byte) (metav1.ObjectMeta, bool) {
 	var meta metav1.ObjectMeta
-	s := scanner{raw: raw}
+	// The strings decoded share one copy of raw (text) rather than each being one.
+	s := scanner{raw: raw, text: string(raw)}
 	if !s.consume('{') {
 		return meta, false // null: the decoder's
 	}
-	seen := map[string]bool{}
-	ok := s.members(func(key string) bool {
-		if seen[key] {
-			return false
+	var seen uint16 // the ObjectMeta fields read, by their bit below
+	once := func(bit uint16) bool {
+		if seen&bit != 0 {
+			return false // a repeated field: the decoder's
 		}
-		seen[key] = true
+		seen |= bit
+		return true
+	}
+	ok := s.members(func(key string) bool {
 		switch key {
 		case "name":
-			return s.plainString(&meta.Name)
+			return once(1<<0) && s.plainString(&meta.Name)
 		case "generateName":
-			return s.plainString(&meta.GenerateName)
+			return once(1<<1) && s.plainString(&meta.GenerateName)
 		case "namespace":
-			return s.plainString(&meta.Namespace)
+			return once(1<<2) && s.plainString(&meta.Namespace)
 		case "uid":
 			var uid string
-			ok := s.plainString(&uid)
+			ok := once(1<<3) && s.plainString(&uid)
 			meta.UID = types.UID(uid)
 			return ok
 		case "resourceVersion":
-			return s.plainString(&meta.ResourceVersion)
+			return once(1<<4) && s.plainString(&meta.ResourceVersion)
 		case "labels":
 			var ok bool
 			meta.Labels, ok = s.plainMap()
-			return ok
+			return once(1<<5) && ok
 		case "annotations":
 			var ok bool
 			meta.Annotations, ok = s.plainMap()
-			return ok
+			return once(1<<6) && ok
 		case "ownerReferences":
-			return s.plainOwners(&meta.OwnerReferences)
+			return once(1<<7) && s.plainOwners(&meta.OwnerReferences)
 		case "creationTimestamp":
-			return s.literal("null") // what a pod not yet created says; a time is the decoder's
+			return once(1<<8) && s.literal("null") // what a pod not yet created says; a time is the decoder's
 		case "selfLink", "generation", "deletionTimestamp", "deletionGracePeriodSeconds", "finalizers", "managedFields":
 			return false
 		}
-		return s.value(2) // a field ObjectMeta does not have: skipped, as the decoder skips it
+		return s.value(2) // a field ObjectMeta does not have: skipped, as the decoder skips it, however often it appears
 	})
 	return meta, ok && s.pos == len(raw)
 }
@@ -416,7 +439,11 @@ func (s *scanner) plainString(out *string) bool {
 		c := s.raw[s.pos]
 		switch {
 		case c == '"':
-			*out = string(s.raw[start:s.pos])
+			if s.text != "" {
+				*out = s.text[start:s.pos]
+			} else {
+				*out = string(s.raw[start:s.pos])
+			}
 			s.pos++
 			return true
 		case c < 0x20 || c >= 0x7f || c == '\\':

@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -165,5 +167,41 @@ func TestTwoMetadataMembersAreRefused(t *testing.T) {
 	resp := h.Handle(t.Context(), admissionOf([]byte(`{"Metadata":{},"spec":{"metadata":{}},"metadata":`+canary+`}`), false))
 	if !resp.Allowed || len(resp.Patches) == 0 {
 		t.Errorf("allowed %v, patches %+v: want the canary stamped", resp.Allowed, resp.Patches)
+	}
+}
+
+// TestStringSpecialMatchesBytewise checks stringSpecial against the byte-by-byte test on every
+// byte value at every position of a word, and on random words.
+func TestStringSpecialMatchesBytewise(t *testing.T) {
+	bytewise := func(w [8]byte) bool {
+		for _, c := range w {
+			if c == '"' || c == '\\' || c < 0x20 {
+				return true
+			}
+		}
+		return false
+	}
+	check := func(w [8]byte) {
+		if got, want := stringSpecial(binary.LittleEndian.Uint64(w[:])), bytewise(w); got != want {
+			t.Errorf("stringSpecial(%q) = %v, want %v", w, got, want)
+		}
+	}
+	for _, filler := range []byte{'a', 0x20, 0x7f, 0x80, 0xff, '"' + 1, '\\' + 1, '"' - 1, '\\' - 1} {
+		for pos := range 8 {
+			for c := range 256 {
+				var w [8]byte
+				for i := range w {
+					w[i] = filler
+				}
+				w[pos] = byte(c)
+				check(w)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 100000 {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], rng.Uint64())
+		check(w)
 	}
 }

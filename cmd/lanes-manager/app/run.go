@@ -229,7 +229,7 @@ func run(ctx context.Context, o *Options) error {
 	// The webhook server starts only once its certificate exists; until then /readyz fails.
 	// Every replica registers it, the followers too: they serve admissions while one leads.
 	registration := &webhookRegistration{certsReady: certsReady, started: make(chan struct{}), register: func() {
-		mgr.GetWebhookServer().Register(webhook.Path, &admission.Webhook{Handler: labeler})
+		mgr.GetWebhookServer().Register(webhook.Path, labeler.Webhook())
 		mgr.GetWebhookServer().Register(webhook.LanePath, &admission.Webhook{Handler: validator})
 		log.Info("webhooks registered", "paths", []string{webhook.Path, webhook.LanePath})
 	}}

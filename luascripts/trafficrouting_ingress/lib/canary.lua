@@ -9,8 +9,8 @@
 -- the number of tokens it parses (and, far less, the length of its strings). `make generate`
 -- (luascripts/generate_test.go) builds each provider from three files:
 --   - this one, the entry: the bookkeeping every step needs, a weight-only step, and the result;
---   - simple_step.lua, the steps lanes run most (at most one match of one exact header, header
---     set entries, the lane tag), which writes nothing and returns nil on anything else;
+--   - simple_step.lua, the steps lanes run most (at most one match of one exact header, at most
+--     one header set, the lane tag), which writes nothing and returns nil on anything else;
 --   - any_step.lua, every rule the providers express, with the sentence for every rule they
 --     refuse.
 -- The two step files are embedded here as string constants (the `--#embed` lines), so a call

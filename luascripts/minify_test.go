@@ -44,11 +44,12 @@ func embedChunks(src []byte, chunk func(file string) ([]byte, error)) ([]byte, e
 			return line
 		}
 		text = bytes.TrimRight(text, "\n")
-		level := 0
-		for bytes.Contains(append(text, ']'), []byte("]"+strings.Repeat("=", level)+"]")) {
-			level++
+		// The level's closing bracket must not occur in the text, nor start at its end ("]"
+		// and the level's "=" there would close the string early, on the closing "]").
+		eq := ""
+		for bytes.Contains(text, []byte("]"+eq+"]")) || bytes.HasSuffix(text, []byte("]"+eq)) {
+			eq += "="
 		}
-		eq := strings.Repeat("=", level)
 		return []byte(fmt.Sprintf("local %s = [%s[%s]%s]", args[0], eq, text, eq))
 	})
 	if failed != nil {

@@ -10,7 +10,7 @@ import (
 
 // defaultLaneHeaderLine is the one line of the ingress providers (lib/canary.lua) that holds
 // the default lane header; WithDefaultLaneHeader rewrites it.
-var defaultLaneHeaderLine = []byte(`local DEFAULT_LANE_HEADER = "x-mse-tag"` + "\n")
+var defaultLaneHeaderLine = []byte(`DEFAULT_LANE_HEADER = "x-mse-tag"` + "\n")
 
 // BuiltinLaneHeader is the default lane header the embedded ingress providers carry.
 const BuiltinLaneHeader = "x-mse-tag"
@@ -26,6 +26,6 @@ func WithDefaultLaneHeader(script []byte, header string) ([]byte, error) {
 	if n := bytes.Count(script, defaultLaneHeaderLine); n != 1 {
 		return nil, fmt.Errorf("the script holds the default lane header line %q %d times, want once", bytes.TrimSpace(defaultLaneHeaderLine), n)
 	}
-	line := []byte("local DEFAULT_LANE_HEADER = " + strconv.Quote(header) + "\n")
+	line := []byte("DEFAULT_LANE_HEADER = " + strconv.Quote(header) + "\n")
 	return bytes.Replace(script, defaultLaneHeaderLine, line, 1), nil
 }

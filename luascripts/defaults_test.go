@@ -13,14 +13,14 @@ func TestWithDefaultLaneHeader(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Contains(script, []byte(`local DEFAULT_LANE_HEADER = "`+BuiltinLaneHeader+`"`)) {
+			if !bytes.Contains(script, []byte(`DEFAULT_LANE_HEADER = "`+BuiltinLaneHeader+`"`)) {
 				t.Fatalf("the embedded %s script does not default to %s", name, BuiltinLaneHeader)
 			}
 			got, err := WithDefaultLaneHeader(script, "x-lane")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Contains(got, []byte(`local DEFAULT_LANE_HEADER = "x-lane"`+"\n")) || bytes.Contains(got, []byte(`"`+BuiltinLaneHeader+`"`)) {
+			if !bytes.Contains(got, []byte(`DEFAULT_LANE_HEADER = "x-lane"`+"\n")) || bytes.Contains(got, []byte(`"`+BuiltinLaneHeader+`"`)) {
 				t.Errorf("the default lane header line was not rewritten to x-lane")
 			}
 			if len(got) != len(script)-len(BuiltinLaneHeader)+len("x-lane") {
@@ -31,7 +31,7 @@ func TestWithDefaultLaneHeader(t *testing.T) {
 			}
 		})
 	}
-	if _, err := WithDefaultLaneHeader([]byte(`local DEFAULT_LANE_HEADER = "x-mse-tag"`+"\n"), `x" .. os.exit() .. "`); err == nil || !strings.Contains(err.Error(), "not a valid HTTP header name") {
+	if _, err := WithDefaultLaneHeader([]byte(`DEFAULT_LANE_HEADER = "x-mse-tag"`+"\n"), `x" .. os.exit() .. "`); err == nil || !strings.Contains(err.Error(), "not a valid HTTP header name") {
 		t.Errorf("a header that is no token: %v, want a refusal", err)
 	}
 }

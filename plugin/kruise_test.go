@@ -27,13 +27,15 @@ func kruiseScript(t testing.TB, name string) string {
 	return string(b)
 }
 
-// withoutBookkeeping drops the keys our scripts use to remember what they own.
+// withoutBookkeeping drops the keys our scripts use to remember what they own (and those of the
+// scripts before kruise-lanes.io/owned).
 func withoutBookkeeping(steps []ExpectedStep) []ExpectedStep {
 	out := make([]ExpectedStep, 0, len(steps))
 	for _, s := range steps {
 		c := ExpectedStep{Step: s.Step, NoCanaryIngress: s.NoCanaryIngress}
 		for k, v := range s.Annotations {
-			if strings.HasPrefix(k, "kruise-lanes.io/owned-keys") || strings.HasPrefix(k, "kruise-lanes.io/preserved") {
+			switch k {
+			case "kruise-lanes.io/owned", "kruise-lanes.io/owned-keys", "kruise-lanes.io/preserved":
 				continue
 			}
 			if c.Annotations == nil {

@@ -315,8 +315,8 @@ func assertCanaryIngressUsesOurScript(t *testing.T) {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: canaryIngress}, ing); err != nil {
 			return false, err
 		}
-		if _, ok := ing.Annotations["kruise-lanes.io/owned-keys"]; !ok {
-			return false, framework.Pending("no kruise-lanes.io/owned-keys annotation; annotations %v", ing.Annotations)
+		if _, ok := ing.Annotations["kruise-lanes.io/owned"]; !ok {
+			return false, framework.Pending("no kruise-lanes.io/owned annotation; annotations %v", ing.Annotations)
 		}
 		for k, v := range want {
 			if got := ing.Annotations[k]; got != v {
@@ -328,7 +328,7 @@ func assertCanaryIngressUsesOurScript(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s: kruise-lanes.io/owned-keys = %s", canaryIngress, ing.Annotations["kruise-lanes.io/owned-keys"])
+	t.Logf("%s: kruise-lanes.io/owned = %s", canaryIngress, ing.Annotations["kruise-lanes.io/owned"])
 }
 
 // releaseManifest returns the objects of the installed release (helm get manifest) and the

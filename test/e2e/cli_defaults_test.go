@@ -39,7 +39,7 @@ func TestCLIUsesManagerDefaults(t *testing.T) {
 		if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: "kruise-rollout", Name: "kruise-rollout-configuration"}, kruise); err != nil {
 			return false, err
 		}
-		if !strings.Contains(kruise.Data["lua.traffic.routing.ingress.mse"], `local DEFAULT_LANE_HEADER = "x-lane"`) {
+		if !strings.Contains(kruise.Data["lua.traffic.routing.ingress.mse"], `DEFAULT_LANE_HEADER = "x-lane"`) {
 			return false, framework.Pending("the mse key does not default to x-lane yet")
 		}
 		published := &corev1.ConfigMap{}

@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1apply "k8s.io/client-go/applyconfigurations/core/v1"
@@ -79,12 +82,18 @@ func TestLifecycleChartUpgrade(t *testing.T) {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
 
-	// What the previous release's lanes-manager left: its own (older) scripts under our field
-	// manager, applied below. Kruise runs them as they are: the older text is this build's behind a
-	// line that makes it another text.
+	// What the previous release's lanes-manager left: its own scripts under our field manager,
+	// applied below. They are the release before kruise-lanes.io/owned (testdata/previous_release),
+	// so the canary Ingress below begins with their bookkeeping, which this build's scripts must
+	// carry on from.
 	previous := map[string]string{}
-	for k, v := range ours {
-		previous[k] = "-- Kruise Lanes, the previous release\n" + v
+	for k := range ours {
+		class, _ := luascripts.IngressClassOfKey(k)
+		text, err := os.ReadFile(filepath.Join("testdata", "previous_release", class+".lua"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		previous[k] = string(text)
 	}
 
 	// A lane mid-release under the previous release's scripts: tag blue, paused at its first step.
@@ -103,7 +112,7 @@ func TestLifecycleChartUpgrade(t *testing.T) {
 		"mse.ingress.kubernetes.io/request-header-control-update": "x-mse-tag " + tag,
 		"mse.ingress.kubernetes.io/service-subset":                tag,
 	}
-	waitOurCanaryIngress(t, ns, canaryIngress, routed)
+	waitCanaryIngressMarked(t, ns, canaryIngress, routed, "kruise-lanes.io/owned-keys")
 
 	// The upgrade: a changed value, then the upgraded Deployment's manager (the old one is gone,
 	// and so is its leader Lease, as when its pod is deleted and the lease has run out).
@@ -137,7 +146,13 @@ func TestLifecycleChartUpgrade(t *testing.T) {
 		t.Fatalf("changing the lane's rule: %v", err)
 	}
 	routed["nginx.ingress.kubernetes.io/canary-by-header-value"] = "xiaohong"
-	waitOurCanaryIngress(t, ns, canaryIngress, routed)
+	ing := waitOurCanaryIngress(t, ns, canaryIngress, routed)
+	for _, k := range []string{"kruise-lanes.io/owned-keys", "kruise-lanes.io/preserved"} {
+		if v, ok := ing.Annotations[k]; ok {
+			t.Errorf("canary ingress %s still carries the previous release's %s=%q after this build's script ran", canaryIngress, k, v)
+		}
+	}
+	t.Logf("%s after the upgrade: kruise-lanes.io/owned = %s", canaryIngress, ing.Annotations["kruise-lanes.io/owned"])
 
 	// And the next step works: approval completes the release and closes the lane.
 	m.complete(t)
@@ -294,13 +309,21 @@ func firstLine(s string) string {
 }
 
 // waitOurCanaryIngress waits until the canary Ingress carries want and our script's bookkeeping
-// annotation (which Kruise's built-in scripts never write).
-func waitOurCanaryIngress(t *testing.T, ns, name string, want map[string]string) {
+// annotation (which Kruise's built-in scripts never write), and returns it.
+func waitOurCanaryIngress(t *testing.T, ns, name string, want map[string]string) *networkingv1.Ingress {
+	t.Helper()
+	return waitCanaryIngressMarked(t, ns, name, want, "kruise-lanes.io/owned")
+}
+
+// waitCanaryIngressMarked waits until the canary Ingress carries want, then requires the
+// bookkeeping annotation marker (this build's, or a previous release's) and returns it.
+func waitCanaryIngressMarked(t *testing.T, ns, name string, want map[string]string, marker string) *networkingv1.Ingress {
 	t.Helper()
 	ing := waitIngressAnnotations(t, ns, name, want)
-	if _, ok := ing.Annotations["kruise-lanes.io/owned-keys"]; !ok {
-		t.Fatalf("canary ingress %s has no kruise-lanes.io/owned-keys: not written by our script; annotations %v", name, ing.Annotations)
+	if _, ok := ing.Annotations[marker]; !ok {
+		t.Fatalf("canary ingress %s has no %s: not written by the script expected; annotations %v", name, marker, ing.Annotations)
 	}
+	return ing
 }
 
 // deleteLeaderLease removes lanes-manager's leader Lease in lanes-system, left by a manager of an

@@ -1,9 +1,8 @@
 -- any_step.lua: one canary step with every rule the ingress providers express, and the sentence
 -- for every rule they refuse. canary.lua embeds it and runs it (loadstring) when simple_step.lua
--- declines a step, with its bookkeeping: the canary Ingress's annotations `a` (the stable
+-- declines a step, with the entry's globals: the canary Ingress's annotations `a` (the stable
 -- Ingress's, restored), put(key, value) to write a key the script owns, the default lane header
--- and the provider's refusal prefix.
-local a, put, DEFAULT_LANE_HEADER, REFUSAL = ...
+-- DEFAULT_LANE_HEADER and the provider's refusal prefix REFUSAL.
 local function fail(f, ...)
   error(REFUSAL .. f:format(...), 0)
 end

@@ -118,6 +118,31 @@ func readEntryIngress(ctx context.Context, r client.Reader, tr *rolloutsv1alpha1
 	return ing, nil
 }
 
+// entryIngress is readEntryIngress through the Resolver: from its EntryIngresses indexer when it
+// has one, else through its Reader.
+func (r *Resolver) entryIngress(ctx context.Context, tr *rolloutsv1alpha1.TrafficRouting) (*metav1.PartialObjectMetadata, error) {
+	idx := r.indexers().EntryIngresses
+	if idx == nil {
+		return readEntryIngress(ctx, r.Reader, tr)
+	}
+	name, ok := entryIngressName(tr)
+	if !ok {
+		return nil, nil
+	}
+	obj, err := fromIndexer(idx, tr.Namespace, name)
+	if err != nil || obj == nil {
+		if err != nil {
+			err = fmt.Errorf("get ingress %s/%s of lane %s: %w", tr.Namespace, name, tr.Name, err)
+		}
+		return nil, err
+	}
+	ing, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return nil, fmt.Errorf("get ingress %s/%s of lane %s: the cache holds a %T, not its metadata", tr.Namespace, name, tr.Name, obj)
+	}
+	return ing, nil
+}
+
 // checkEntry checks a resolved lane against its entry Ingress as readEntryIngress read it.
 func checkEntry(tr *rolloutsv1alpha1.TrafficRouting, lane Lane, d Defaults, ing *metav1.PartialObjectMetadata) (Lane, error) {
 	if ing == nil {

@@ -39,7 +39,7 @@ func (m *laneMemo) resolve(ctx context.Context, r *Resolver, tr *rolloutsv1alpha
 	if tr.ResourceVersion == "" {
 		return ResolveWithEntry(ctx, r.Reader, tr, r.Defaults)
 	}
-	ing, err := readEntryIngress(ctx, r.Reader, tr)
+	ing, err := r.entryIngress(ctx, tr)
 	if err != nil || (ing != nil && ing.ResourceVersion == "") {
 		// ResolveWithEntry says which error comes first (a misconfigured lane or the read).
 		return ResolveWithEntry(ctx, r.Reader, tr, r.Defaults)

@@ -63,7 +63,7 @@ func (r *PodLabelReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 	if serves, err := r.Scope.Serves(ctx, pod.Namespace); err != nil || !serves {
 		return reconcile.Result{}, err
 	}
-	decision, err := r.Resolver.Decide(ctx, pod)
+	decision, err := r.Resolver.Decide(ctx, &pod.ObjectMeta)
 	if err != nil {
 		r.Observer.ReconcileError()
 		return reconcile.Result{}, fmt.Errorf("decide lane labels of pod %s: %w", req, err)

@@ -11,7 +11,6 @@ import (
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
 	rolloutsv1beta1 "github.com/openkruise/rollouts/api/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -49,6 +48,9 @@ type Resolver struct {
 	// Reader is the informer cache (or any client.Reader with RolloutWorkloadIndex). It is also
 	// asked for the metadata of lanes' stable Ingresses (ResolveWithEntry).
 	Reader client.Reader
+	// Indexers, when set, are the stores of the same cache's informers: the kinds they hold are
+	// read from them directly (lanes-manager sets them; see Indexers), the others through Reader.
+	Indexers *Indexers
 	// Defaults are the lane options a TrafficRouting does not set.
 	Defaults Defaults
 	// CloneSets is true where apps.kruise.io CloneSets are installed.
@@ -102,8 +104,9 @@ type Decision struct {
 // ErrLaneNotFound means a Rollout names a TrafficRouting that does not exist.
 var ErrLaneNotFound = errors.New("lane not found")
 
-// Decide finds the pod's workload, its Rollout, the Rollout's lane and the pod's role.
-func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error) {
+// Decide finds the pod's workload, its Rollout, the Rollout's lane and the pod's role from the
+// pod's metadata (all it reads of a pod; namespace, labels and owner references).
+func (r *Resolver) Decide(ctx context.Context, pod *metav1.ObjectMeta) (Decision, error) {
 	kind, name, w, err := r.workloadOf(ctx, pod)
 	if err != nil || kind == "" {
 		return Decision{}, err
@@ -117,14 +120,16 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 	if laneName == "" {
 		return d, nil
 	}
-	tr := r.trafficRoutings.get()
-	defer r.trafficRoutings.put(tr)
-	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: laneName}, tr, client.UnsafeDisableDeepCopy); err != nil {
-		if apierrors.IsNotFound(err) {
-			d.Problem = fmt.Errorf("rollout %s joins %w: trafficrouting %s/%s does not exist", rollout.Name, ErrLaneNotFound, pod.Namespace, laneName)
-			return d, nil
-		}
+	tr, lent, err := readCached(ctx, r.Reader, r.indexers().TrafficRoutings, &r.trafficRoutings, pod.Namespace, laneName)
+	if err != nil {
 		return Decision{}, fmt.Errorf("get trafficrouting %s/%s: %w", pod.Namespace, laneName, err)
+	}
+	if tr == nil {
+		d.Problem = fmt.Errorf("rollout %s joins %w: trafficrouting %s/%s does not exist", rollout.Name, ErrLaneNotFound, pod.Namespace, laneName)
+		return d, nil
+	}
+	if lent {
+		defer r.trafficRoutings.put(tr)
 	}
 	lane, err := r.lanes.resolve(ctx, r, tr)
 	if errors.Is(err, ErrMisconfigured) {
@@ -146,7 +151,7 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod) (Decision, error
 // checkSelector refuses to change a label the workload's selector matches on: the pod would stop
 // matching its ReplicaSet (or StatefulSet, CloneSet), which would let it go and create another.
 // Of several such labels it names the first in sorted order.
-func checkSelector(pod *corev1.Pod, kind, name string, sel *metav1.LabelSelector, desired map[string]string) error {
+func checkSelector(pod *metav1.ObjectMeta, kind, name string, sel *metav1.LabelSelector, desired map[string]string) error {
 	var changed []string
 	for k, v := range desired {
 		if pod.Labels[k] != v && selects(sel, k) {
@@ -178,7 +183,7 @@ func selects(sel *metav1.LabelSelector, key string) bool {
 }
 
 // workloadOf returns the kind and name of the workload a Rollout would name for this pod.
-func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name string, wl Workload, err error) {
+func (r *Resolver) workloadOf(ctx context.Context, pod *metav1.ObjectMeta) (kind, name string, wl Workload, err error) {
 	owner := metav1.GetControllerOfNoCopy(pod)
 	if owner == nil {
 		return "", "", Workload{}, nil
@@ -191,9 +196,9 @@ func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name 
 	if !ok || k == DeploymentKind || !k.Owns(*owner) || (k.Optional() && !r.CloneSets) {
 		return "", "", Workload{}, nil
 	}
-	obj := k.New()
-	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, obj, client.UnsafeDisableDeepCopy); err != nil {
-		return "", "", Workload{}, ignoreNotFound(err, strings.ToLower(k.Kind()), pod.Namespace, owner.Name)
+	obj, err := r.workload(ctx, k, pod.Namespace, owner.Name)
+	if err != nil || obj == nil {
+		return "", "", Workload{}, err
 	}
 	update, current := k.Revisions(obj)
 	sel, err := k.Selector(obj)
@@ -203,35 +208,41 @@ func (r *Resolver) workloadOf(ctx context.Context, pod *corev1.Pod) (kind, name 
 	return k.Kind(), obj.GetName(), Workload{Kind: k.Kind(), UpdateRevision: update, CurrentRevision: current, Selector: sel}, nil
 }
 
-func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName string) (kind, name string, wl Workload, err error) {
+func (r *Resolver) deploymentOf(ctx context.Context, pod *metav1.ObjectMeta, rsName string) (kind, name string, wl Workload, err error) {
 	// A pod may be admitted before its ReplicaSet reaches the cache: the ReplicaSet is then
 	// named <deployment>-<pod-template-hash>, which names the Deployment without an API call.
 	deployName := ""
-	rs := r.replicaSets.get()
-	defer r.replicaSets.put(rs)
-	err = r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: rsName}, rs, client.UnsafeDisableDeepCopy)
+	rs, lent, err := readCached(ctx, r.Reader, r.indexers().ReplicaSets, &r.replicaSets, pod.Namespace, rsName)
 	switch {
-	case err == nil:
+	case err != nil:
+		return "", "", Workload{}, fmt.Errorf("get replicaset %s/%s: %w", pod.Namespace, rsName, err)
+	case rs != nil:
 		if owner := metav1.GetControllerOfNoCopy(rs); owner != nil && owner.Kind == "Deployment" {
 			deployName = owner.Name
 		}
-	case apierrors.IsNotFound(err):
+		if lent {
+			r.replicaSets.put(rs)
+		}
+	default:
 		if hash := pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; hash != "" {
 			deployName = strings.TrimSuffix(rsName, "-"+hash)
 			if deployName == rsName {
 				deployName = ""
 			}
 		}
-	default:
-		return "", "", Workload{}, fmt.Errorf("get replicaset %s/%s: %w", pod.Namespace, rsName, err)
 	}
 	if deployName == "" {
 		return "", "", Workload{}, nil
 	}
-	deploy := r.deployments.get()
-	defer r.deployments.put(deploy)
-	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: deployName}, deploy, client.UnsafeDisableDeepCopy); err != nil {
-		return "", "", Workload{}, ignoreNotFound(err, "deployment", pod.Namespace, deployName)
+	deploy, lent, err := readCached(ctx, r.Reader, r.indexers().Deployments, &r.deployments, pod.Namespace, deployName)
+	if err != nil {
+		return "", "", Workload{}, fmt.Errorf("get deployment %s/%s: %w", pod.Namespace, deployName, err)
+	}
+	if deploy == nil {
+		return "", "", Workload{}, nil
+	}
+	if lent {
+		defer r.deployments.put(deploy)
 	}
 	if stable := deploy.Labels[CanaryDeploymentLabel]; stable != "" {
 		return "Deployment", stable, Workload{Kind: "Deployment", ExtraCanary: true, Selector: deploy.Spec.Selector}, nil
@@ -240,6 +251,22 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *corev1.Pod, rsName str
 }
 
 func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string) (*rolloutsv1beta1.Rollout, error) {
+	if idx := r.indexers().Rollouts; idx != nil {
+		items, err := idx.ByIndex(RolloutWorkloadStoreIndex, rolloutStoreKey(namespace, kind, name))
+		if err != nil {
+			return nil, fmt.Errorf("list rollouts of %s %s/%s: %w", kind, namespace, name, err)
+		}
+		for _, item := range items {
+			ro, ok := item.(*rolloutsv1beta1.Rollout)
+			if !ok {
+				return nil, fmt.Errorf("list rollouts of %s %s/%s: the cache holds a %T among them", kind, namespace, name, item)
+			}
+			if ro.DeletionTimestamp.IsZero() {
+				return ro, nil
+			}
+		}
+		return nil, nil
+	}
 	list := r.rolloutLists.get()
 	defer r.rolloutLists.put(list)
 	if err := r.Reader.List(ctx, list, client.InNamespace(namespace), client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector(RolloutWorkloadIndex, workloadKey(kind, name))}, client.UnsafeDisableDeepCopy); err != nil {
@@ -253,9 +280,35 @@ func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string)
 	return nil, nil
 }
 
+// workload reads a StatefulSet or a CloneSet (nil when there is none): from its indexer when the
+// Resolver has one, else through Reader.
+func (r *Resolver) workload(ctx context.Context, k WorkloadKind, namespace, name string) (client.Object, error) {
+	if idx := r.indexers().workload(k); idx != nil {
+		obj, err := fromIndexer(idx, namespace, name)
+		if err != nil {
+			return nil, fmt.Errorf("get %s %s/%s: %w", strings.ToLower(k.Kind()), namespace, name, err)
+		}
+		return obj, nil
+	}
+	obj := k.New()
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, obj, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, ignoreNotFound(err, strings.ToLower(k.Kind()), namespace, name)
+	}
+	return obj, nil
+}
+
+// ignoreNotFound is nil for a NotFound error, else err with what was being read.
 func ignoreNotFound(err error, kind, namespace, name string) error {
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	return fmt.Errorf("get %s %s/%s: %w", kind, namespace, name, err)
+}
+
+// indexers are the Resolver's Indexers, none when it has none.
+func (r *Resolver) indexers() Indexers {
+	if r.Indexers == nil {
+		return Indexers{}
+	}
+	return *r.Indexers
 }

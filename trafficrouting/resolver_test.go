@@ -142,40 +142,45 @@ func TestDecide(t *testing.T) {
 		},
 	}
 	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			d, err := resolver(t, tc.objs...).Decide(t.Context(), tc.pod)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gotRollout := ""
-			if d.Rollout != nil {
-				gotRollout = d.Rollout.Name
-			}
-			if gotRollout != tc.wantRollout {
-				t.Errorf("rollout %q, want %q", gotRollout, tc.wantRollout)
-			}
-			if d.Role != tc.wantRole {
-				t.Errorf("role %q, want %q", d.Role, tc.wantRole)
-			}
-			if diff := cmp.Diff(tc.wantLabels, d.Labels); diff != "" {
-				t.Errorf("labels (-want +got):\n%s", diff)
-			}
-			switch {
-			case tc.wantProblem == "" && d.Problem != nil:
-				t.Errorf("unexpected problem: %v", d.Problem)
-			case tc.wantProblem != "" && (d.Problem == nil || !strings.Contains(d.Problem.Error(), tc.wantProblem)):
-				t.Errorf("problem %v, want one containing %q", d.Problem, tc.wantProblem)
-			}
-			if tc.wantProblem != "" && d.Lane != nil {
-				t.Error("a broken lane must not be used")
-			}
-		})
+		for _, read := range []struct {
+			how      string
+			resolver func(*testing.T, ...client.Object) *Resolver
+		}{{"through the reader", resolver}, {"from indexers", indexedResolver}} {
+			t.Run(name+"/"+read.how, func(t *testing.T) {
+				d, err := read.resolver(t, tc.objs...).Decide(t.Context(), &tc.pod.ObjectMeta)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gotRollout := ""
+				if d.Rollout != nil {
+					gotRollout = d.Rollout.Name
+				}
+				if gotRollout != tc.wantRollout {
+					t.Errorf("rollout %q, want %q", gotRollout, tc.wantRollout)
+				}
+				if d.Role != tc.wantRole {
+					t.Errorf("role %q, want %q", d.Role, tc.wantRole)
+				}
+				if diff := cmp.Diff(tc.wantLabels, d.Labels); diff != "" {
+					t.Errorf("labels (-want +got):\n%s", diff)
+				}
+				switch {
+				case tc.wantProblem == "" && d.Problem != nil:
+					t.Errorf("unexpected problem: %v", d.Problem)
+				case tc.wantProblem != "" && (d.Problem == nil || !strings.Contains(d.Problem.Error(), tc.wantProblem)):
+					t.Errorf("problem %v, want one containing %q", d.Problem, tc.wantProblem)
+				}
+				if tc.wantProblem != "" && d.Lane != nil {
+					t.Error("a broken lane must not be used")
+				}
+			})
+		}
 	}
 }
 
 func TestDecideNotFoundLaneIsTyped(t *testing.T) {
 	r := resolver(t, deployment("a", nil), replicaSet("a-1", "a"), rollout("rollout-a", "Deployment", "a", "gone", rolloutsv1beta1.RolloutPhaseProgressing))
-	d, err := r.Decide(t.Context(), pod(map[string]string{"pod-template-hash": "1"}, owner("ReplicaSet", "a-1")))
+	d, err := r.Decide(t.Context(), &pod(map[string]string{"pod-template-hash": "1"}, owner("ReplicaSet", "a-1")).ObjectMeta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +198,7 @@ func TestDecideRefusesToChangeASelectorLabel(t *testing.T) {
 	r := resolver(t, d, replicaSet("a-new", "a"), replicaSet("a-old", "a"), asm,
 		rollout("rollout-a", "Deployment", "a", "asm-traffic", rolloutsv1beta1.RolloutPhaseProgressing))
 	canary := pod(map[string]string{"app": "a", LabelASM: BaseTag, "pod-template-hash": "new"}, owner("ReplicaSet", "a-new"))
-	got, err := r.Decide(t.Context(), canary)
+	got, err := r.Decide(t.Context(), &canary.ObjectMeta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +207,7 @@ func TestDecideRefusesToChangeASelectorLabel(t *testing.T) {
 	}
 	// A stable pod already carries the value the lane wants: nothing changes, nothing refused.
 	stable := pod(map[string]string{"app": "a", LabelASM: BaseTag, "pod-template-hash": "old"}, owner("ReplicaSet", "a-old"))
-	if got, err := r.Decide(t.Context(), stable); err != nil || got.Problem != nil || got.Labels[LabelASM] != BaseTag {
+	if got, err := r.Decide(t.Context(), &stable.ObjectMeta); err != nil || got.Problem != nil || got.Labels[LabelASM] != BaseTag {
 		t.Errorf("stable: %+v, %v; want the base label and no problem", got, err)
 	}
 }
@@ -215,14 +220,14 @@ func TestCheckSelectorNamesTheFirstKeyInOrder(t *testing.T) {
 	}
 	// LabelMSE keeps its value; LabelLanes and LabelASM would change, and ASM_TRAFFIC_TAG sorts first.
 	desired := map[string]string{LabelMSE: "gray", LabelLanes: "gray", LabelASM: "gray", "unselected": "x"}
-	err := checkSelector(pod, "Deployment", "a", sel, desired)
+	err := checkSelector(&pod.ObjectMeta, "Deployment", "a", sel, desired)
 	if err == nil || !strings.Contains(err.Error(), "would change "+LabelASM+" on") {
 		t.Errorf("error %v, want one naming %s", err, LabelASM)
 	}
-	if err := checkSelector(pod, "Deployment", "a", sel, map[string]string{LabelMSE: "gray", "unselected": "x"}); err != nil {
+	if err := checkSelector(&pod.ObjectMeta, "Deployment", "a", sel, map[string]string{LabelMSE: "gray", "unselected": "x"}); err != nil {
 		t.Errorf("no selected label changes: error %v", err)
 	}
-	if err := checkSelector(pod, "Deployment", "a", nil, desired); err != nil {
+	if err := checkSelector(&pod.ObjectMeta, "Deployment", "a", nil, desired); err != nil {
 		t.Errorf("no selector: error %v", err)
 	}
 }

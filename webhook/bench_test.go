@@ -105,9 +105,29 @@ func (r *indexerReader) indexer(gvk schema.GroupVersionKind) toolscache.Indexer 
 		if err != nil {
 			panic(err)
 		}
+		// lanes-manager adds the Resolver's own index to the Rollouts' informer (IndexersFrom).
+		if err := idx.AddIndexers(trafficrouting.RolloutStoreIndexers()); err != nil {
+			panic(err)
+		}
 	}
 	r.indexers[gvk] = idx
 	return idx
+}
+
+// storeIndexers are the indexers lanes-manager hands the Resolver (trafficrouting.IndexersFrom),
+// here the reader's own: the same stores its Get and List read.
+func (r *indexerReader) storeIndexers() *trafficrouting.Indexers {
+	kind := func(group, version, kind string) toolscache.Indexer {
+		return r.indexer(schema.GroupVersionKind{Group: group, Version: version, Kind: kind})
+	}
+	return &trafficrouting.Indexers{
+		ReplicaSets:     kind("apps", "v1", "ReplicaSet"),
+		Deployments:     kind("apps", "v1", "Deployment"),
+		StatefulSets:    kind("apps", "v1", "StatefulSet"),
+		Rollouts:        kind(rolloutsv1beta1.GroupVersion.Group, rolloutsv1beta1.GroupVersion.Version, "Rollout"),
+		TrafficRoutings: kind(rolloutsv1alpha1.GroupVersion.Group, rolloutsv1alpha1.GroupVersion.Version, "TrafficRouting"),
+		EntryIngresses:  kind("networking.k8s.io", "v1", "Ingress"),
+	}
 }
 
 func (r *indexerReader) add(obj client.Object) error {
@@ -493,7 +513,7 @@ func BenchmarkAdmission(b *testing.B) {
 
 func benchAdmission(b *testing.B, bc *benchCluster) {
 	labeler := benchWebhook(b, (&PodLabeler{
-		Resolver: &trafficrouting.Resolver{Reader: bc.reader, Defaults: trafficrouting.DefaultDefaults()},
+		Resolver: &trafficrouting.Resolver{Reader: bc.reader, Indexers: bc.reader.storeIndexers(), Defaults: trafficrouting.DefaultDefaults()},
 		Recorder: &record.FakeRecorder{},
 		Observer: nopObserver{},
 	}).Webhook())

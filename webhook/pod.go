@@ -74,7 +74,7 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 		h.Observer.Admission(OutcomeError)
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	pod := &corev1.Pod{ObjectMeta: meta}
+	pod := &meta
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
 	}

@@ -175,7 +175,14 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	resolver := &trafficrouting.Resolver{Reader: mgr.GetCache(), Defaults: defaults, CloneSets: cloneSets}
+	// Lane decisions (the pod webhook's, the label reconciler's) read the informers' stores
+	// directly; a kind cached per namespace (--watch-namespaces) goes through the cache reader.
+	indexers, viaReader, err := trafficrouting.IndexersFrom(ctx, mgr.GetCache(), cloneSets)
+	if err != nil {
+		return err
+	}
+	log.Info("lane decisions read the informers' stores", "throughTheCacheReader", viaReader)
+	resolver := &trafficrouting.Resolver{Reader: mgr.GetCache(), Indexers: indexers, Defaults: defaults, CloneSets: cloneSets}
 
 	if err := (&trafficrouting.PodLabelReconciler{
 		Client: mgr.GetClient(), Resolver: resolver, Recorder: mgr.GetEventRecorderFor("lanes-manager"), Observer: m,

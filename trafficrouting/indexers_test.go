@@ -115,7 +115,7 @@ func TestDecideFromIndexersRefusesAnotherKindInAStore(t *testing.T) {
 func TestLaneMemoReadsTheEntryIngressFromItsIndexer(t *testing.T) {
 	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", ResourceVersion: "1"}}
 	r := indexedResolver(t, ing)
-	if l, err := r.lanes.resolve(t.Context(), r, versioned("u1", "1", "gray")); err != nil || l.Tag != "gray" {
+	if l, err := r.lanes.resolve(t.Context(), r, versioned("u1", "1", "gray")); err != nil || l.lane.Tag != "gray" {
 		t.Fatalf("lane %+v, %v; want gray", l, err)
 	}
 	// The Ingress now names a subset from another header: misconfigured, read from the indexer.
@@ -127,7 +127,7 @@ func TestLaneMemoReadsTheEntryIngressFromItsIndexer(t *testing.T) {
 	}
 	want, wantErr := checkEntry(versioned("u1", "1", "gray"), mustResolve(t, versioned("u1", "1", "gray")), r.Defaults, changed)
 	got, gotErr := r.lanes.resolve(t.Context(), r, versioned("u1", "1", "gray"))
-	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) || got.Tag != want.Tag {
+	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) || (got == nil) != (wantErr != nil) || (got != nil && got.lane.Tag != want.Tag) {
 		t.Errorf("after the Ingress changed: %+v, %v; want %+v, %v", got, gotErr, want, wantErr)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	rolloutsv1alpha1 "github.com/openkruise/rollouts/api/v1alpha1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -25,28 +24,57 @@ type laneMemo struct {
 }
 
 type memoLane struct {
-	uid           types.UID
-	version       string
-	entry         string // "" when no Ingress was checked, else "v" + its resourceVersion
+	uid     types.UID
+	version string
+	// entry is the entry Ingress's resourceVersion; hasEntry is false when no Ingress was
+	// checked.
+	entry         string
+	hasEntry      bool
 	defaults      Defaults
-	lane          Lane
+	lane          *resolvedLane
 	misconfigured error
 }
 
-// resolve is ResolveWithEntry's result for tr, remembered. Objects without resourceVersions (as
-// in fakes and tests) and failures to read are never remembered: they go to ResolveWithEntry.
-func (m *laneMemo) resolve(ctx context.Context, r *Resolver, tr *rolloutsv1alpha1.TrafficRouting) (Lane, error) {
+// resolvedLane is a resolved lane with the labels of each role, computed once and shared by
+// every decision that reads it: read it, never write to it.
+type resolvedLane struct {
+	lane           Lane
+	canary, stable map[string]string
+}
+
+func newResolvedLane(l Lane) *resolvedLane {
+	return &resolvedLane{lane: l, canary: l.CanaryLabels(), stable: l.StableLabels()}
+}
+
+// labels are the lane labels of a role (Lane.DesiredLabels), shared.
+func (l *resolvedLane) labels(role Role) map[string]string {
+	switch role {
+	case RoleCanary:
+		return l.canary
+	case RoleStable:
+		return l.stable
+	}
+	return nil
+}
+
+// resolve is ResolveWithEntry's result for tr (nil with the error it returns), remembered.
+// Objects without resourceVersions (as in fakes and tests) and failures to read are never
+// remembered: they go to ResolveWithEntry.
+func (m *laneMemo) resolve(ctx context.Context, r *Resolver, tr *rolloutsv1alpha1.TrafficRouting) (*resolvedLane, error) {
 	if tr.ResourceVersion == "" {
-		return ResolveWithEntry(ctx, r.Reader, tr, r.Defaults)
+		return resolveUnremembered(ctx, r, tr)
 	}
 	ing, err := r.entryIngress(ctx, tr)
 	if err != nil || (ing != nil && ing.ResourceVersion == "") {
 		// ResolveWithEntry says which error comes first (a misconfigured lane or the read).
-		return ResolveWithEntry(ctx, r.Reader, tr, r.Defaults)
+		return resolveUnremembered(ctx, r, tr)
 	}
-	entry := entryVersion(ing)
+	var entry string
+	if ing != nil {
+		entry = ing.ResourceVersion
+	}
 	key := types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}
-	if got, ok := m.get(key); ok && got.uid == tr.UID && got.version == tr.ResourceVersion && got.entry == entry && sameDefaults(got.defaults, r.Defaults) {
+	if got, ok := m.get(key); ok && got.uid == tr.UID && got.version == tr.ResourceVersion && got.hasEntry == (ing != nil) && got.entry == entry && sameDefaults(got.defaults, r.Defaults) {
 		return got.lane, got.misconfigured
 	}
 	lane, err := Resolve(tr, r.Defaults)
@@ -54,19 +82,24 @@ func (m *laneMemo) resolve(ctx context.Context, r *Resolver, tr *rolloutsv1alpha
 		lane, err = checkEntry(tr, lane, r.Defaults, ing)
 	}
 	if err != nil && !errors.Is(err, ErrMisconfigured) {
-		return Lane{}, err
+		return nil, err
+	}
+	var resolved *resolvedLane
+	if err == nil {
+		resolved = newResolvedLane(lane)
 	}
 	d := r.Defaults
 	d.Dialects = slices.Clone(d.Dialects)
-	m.put(key, memoLane{uid: tr.UID, version: tr.ResourceVersion, entry: entry, defaults: d, lane: lane, misconfigured: err})
-	return lane, err
+	m.put(key, memoLane{uid: tr.UID, version: tr.ResourceVersion, entry: entry, hasEntry: ing != nil, defaults: d, lane: resolved, misconfigured: err})
+	return resolved, err
 }
 
-func entryVersion(ing *metav1.PartialObjectMetadata) string {
-	if ing == nil {
-		return ""
+func resolveUnremembered(ctx context.Context, r *Resolver, tr *rolloutsv1alpha1.TrafficRouting) (*resolvedLane, error) {
+	lane, err := ResolveWithEntry(ctx, r.Reader, tr, r.Defaults)
+	if err != nil {
+		return nil, err
 	}
-	return "v" + ing.ResourceVersion
+	return newResolvedLane(lane), nil
 }
 
 func sameDefaults(a, b Defaults) bool {

@@ -27,7 +27,15 @@ func versioned(uid, version, tag string) *rolloutsv1alpha1.TrafficRouting {
 // ResolveWithEntry's unless wantStale (the memo answering for a version it has seen).
 func memoized(t *testing.T, r *Resolver, tr *rolloutsv1alpha1.TrafficRouting) (Lane, error) {
 	t.Helper()
-	got, gotErr := r.lanes.resolve(t.Context(), r, tr)
+	shared, gotErr := r.lanes.resolve(t.Context(), r, tr)
+	var got Lane
+	if shared != nil {
+		got = shared.lane
+		if diff := cmp.Diff(map[Role]map[string]string{RoleCanary: got.CanaryLabels(), RoleStable: got.StableLabels(), RoleNone: nil},
+			map[Role]map[string]string{RoleCanary: shared.labels(RoleCanary), RoleStable: shared.labels(RoleStable), RoleNone: shared.labels(RoleNone)}); diff != "" {
+			t.Errorf("the labels remembered differ from the lane's (-want +got):\n%s", diff)
+		}
+	}
 	want, wantErr := ResolveWithEntry(t.Context(), r.Reader, tr, r.Defaults)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("lane differs from ResolveWithEntry's (-want +got):\n%s", diff)
@@ -47,8 +55,8 @@ func TestLaneMemoFollowsEveryVersion(t *testing.T) {
 		t.Errorf("tag %q, want gray", l.Tag)
 	}
 	// Same UID and resourceVersion: the same object, answered from the memo.
-	if l, _ := r.lanes.resolve(t.Context(), r, versioned("u1", "1", "blue")); l.Tag != "gray" {
-		t.Errorf("tag %q: the memo did not answer for the version it has seen", l.Tag)
+	if l, _ := r.lanes.resolve(t.Context(), r, versioned("u1", "1", "blue")); l.lane.Tag != "gray" {
+		t.Errorf("tag %q: the memo did not answer for the version it has seen", l.lane.Tag)
 	}
 	if l, _ := memoized(t, r, versioned("u1", "2", "blue")); l.Tag != "blue" {
 		t.Errorf("after an update: tag %q, want blue", l.Tag)

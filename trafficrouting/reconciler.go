@@ -120,11 +120,11 @@ func mergePatch(c LabelChange) []byte {
 		lbls[k] = nil
 	}
 	annotations := map[string]any{}
-	for k, v := range c.Annotations() {
-		if v == nil {
-			annotations[k] = nil
+	for _, a := range c.Annotations() {
+		if a.Remove {
+			annotations[a.Key] = nil
 		} else {
-			annotations[k] = *v
+			annotations[a.Key] = a.Value
 		}
 	}
 	patch := map[string]any{"metadata": map[string]any{"labels": lbls, "annotations": annotations}}

@@ -91,10 +91,11 @@ type Decision struct {
 	// its maps and slices with the cache (see Resolver): read it, never write to it.
 	Rollout *rolloutsv1beta1.Rollout
 	// Lane is the member's resolved lane; nil when the pod is in no lane or the lane is broken.
+	// It is shared with the Resolver's memo of lanes: read it, never write to it.
 	Lane *Lane
 	// Role of the pod in the lane.
 	Role Role
-	// Labels are the lane labels the pod must carry (empty: none).
+	// Labels are the lane labels the pod must carry (empty: none), shared like Lane: read only.
 	Labels map[string]string
 	// Problem says why a member's lane cannot be used (misconfigured or missing TrafficRouting);
 	// the pod is then left as it is.
@@ -139,9 +140,9 @@ func (r *Resolver) Decide(ctx context.Context, pod *metav1.ObjectMeta) (Decision
 	if err != nil {
 		return Decision{}, err
 	}
-	d.Lane = &lane
+	d.Lane = &lane.lane
 	d.Role = RoleOf(pod.Labels, w, Releasing(rollout))
-	d.Labels = lane.DesiredLabels(d.Role)
+	d.Labels = lane.labels(d.Role)
 	if err := checkSelector(pod, kind, name, w.Selector, d.Labels); err != nil {
 		d.Lane, d.Labels, d.Problem = nil, nil, fmt.Errorf("lane %s/%s is %w: %w", pod.Namespace, laneName, ErrMisconfigured, err)
 	}

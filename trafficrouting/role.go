@@ -159,6 +159,9 @@ func LabelChanges(labels, annotations, desired map[string]string) LabelChange {
 		switch {
 		case current != v:
 			if present && !managed[k] {
+				if originals == nil {
+					originals = map[string]string{}
+				}
 				originals[k] = current
 			}
 			change.Set[k] = v
@@ -192,15 +195,16 @@ func LabelChanges(labels, annotations, desired map[string]string) LabelChange {
 	return change
 }
 
-// parseOriginals reads OriginalLabelsAnnotation; a value that is not a JSON object of strings
-// (someone edited it) keeps nothing, so the labels it named are then removed like any other.
+// parseOriginals reads OriginalLabelsAnnotation (nil when it is absent); a value that is not a
+// JSON object of strings (someone edited it) keeps nothing, so the labels it named are then
+// removed like any other.
 func parseOriginals(s string) map[string]string {
-	out := map[string]string{}
 	if s == "" {
-		return out
+		return nil
 	}
+	out := map[string]string{}
 	if err := json.Unmarshal([]byte(s), &out); err != nil {
-		return map[string]string{}
+		return nil
 	}
 	return out
 }
@@ -230,24 +234,26 @@ func (c LabelChange) Apply(obj metav1.Object) {
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	for k, v := range c.Annotations() {
-		if v == nil {
-			delete(annotations, k)
+	for _, a := range c.Annotations() {
+		if a.Remove {
+			delete(annotations, a.Key)
 		} else {
-			annotations[k] = *v
+			annotations[a.Key] = a.Value
 		}
 	}
 	obj.SetAnnotations(annotations)
 }
 
-// Annotations are the bookkeeping annotations the change sets (a value) or removes (nil).
-func (c LabelChange) Annotations() map[string]*string {
-	out := map[string]*string{ManagedLabelsAnnotation: nil, OriginalLabelsAnnotation: nil}
-	if c.Managed != "" {
-		out[ManagedLabelsAnnotation] = &c.Managed
+// Bookkeeping is one bookkeeping annotation as a change leaves it: set to Value, or removed.
+type Bookkeeping struct {
+	Key, Value string
+	Remove     bool
+}
+
+// Annotations are the bookkeeping annotations the change sets or removes, in key order.
+func (c LabelChange) Annotations() [2]Bookkeeping {
+	return [2]Bookkeeping{
+		{Key: ManagedLabelsAnnotation, Value: c.Managed, Remove: c.Managed == ""},
+		{Key: OriginalLabelsAnnotation, Value: c.Originals, Remove: c.Originals == ""},
 	}
-	if c.Originals != "" {
-		out[OriginalLabelsAnnotation] = &c.Originals
-	}
-	return out
 }

@@ -17,7 +17,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/utils/ptr"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -124,16 +123,17 @@ func requestLogger(ctx context.Context) logr.Logger {
 // annotations. It touches nothing but those two maps, so fields of the object this binary's Go
 // types do not know (a newer API server's) are never removed.
 func MetadataPatch(labels, annotations map[string]string, c trafficrouting.LabelChange) []jsonpatch.JsonPatchOperation {
-	edits := make([]mapEdit, 0, len(c.Set)+len(c.Remove))
+	var small [8]mapEdit // a lane's labels, and those it gives back: no allocation
+	edits := small[:0]
 	for k, v := range c.Set {
 		edits = append(edits, mapEdit{key: k, value: v})
 	}
 	for _, k := range c.Remove {
 		edits = append(edits, mapEdit{key: k, remove: true}) // a key also in Set is removed
 	}
-	annotationEdits := make([]mapEdit, 0, 2) // the two bookkeeping annotations
-	for k, v := range c.Annotations() {
-		annotationEdits = append(annotationEdits, mapEdit{key: k, value: ptr.Deref(v, ""), remove: v == nil})
+	annotationEdits := make([]mapEdit, 0, len(c.Annotations()))
+	for _, a := range c.Annotations() {
+		annotationEdits = append(annotationEdits, mapEdit{key: a.Key, value: a.Value, remove: a.Remove})
 	}
 	ops := make([]jsonpatch.JsonPatchOperation, 0, len(edits)+len(annotationEdits))
 	ops = appendMapPatch(ops, "/metadata/labels", labels, edits)

@@ -35,15 +35,17 @@ func workloadKey(kind, name string) string { return kind + "/" + name }
 
 // Resolver answers, from a cache, which lane a pod belongs to and in which role.
 //
-// It reads without deep copies (client.UnsafeDisableDeepCopy, per call: other readers of the same
-// cache still get their own copies). What a read returns is then a shallow copy of the cached
-// object, sharing its maps and slices with the informer, which must never be written. Audited
-// (keep it so): Decide and the functions it calls read names, owner references, labels,
-// annotations, selectors, revisions, phases and the TrafficRouting's strategy, and build every
-// result (Workload, Lane, labels, errors) from new values; none writes to an object it read. What
-// they hand out that is shared with the cache — Workload.Selector, Decision.Rollout — is read
-// only: the selector is only looked up, and callers only name the Rollout in Events and logs.
-// A reader that ignores the option (a live client, the fake client) copies as usual.
+// It reads without copies. From Indexers it gets the informer's own object; through Reader it
+// asks for no deep copy (client.UnsafeDisableDeepCopy, per call: other readers of the same cache
+// still get their own copies) and gets a shallow copy of the cached object, sharing its maps and
+// slices with the informer. Either way what it read must never be written. Audited (keep it so):
+// Decide and the functions it calls read names, owner references, labels, annotations,
+// selectors, revisions, phases and the TrafficRouting's strategy, and build every result
+// (Workload, Lane, labels, errors) from new values or from the lane memo's own; none writes to
+// an object it read. What they hand out that is shared with the cache or the memo —
+// Workload.Selector, Decision.Rollout, Decision.Lane, Decision.Labels — is read only: the
+// selector and the labels are only looked up, and callers only name the Rollout in Events and
+// logs. A reader that ignores the option (a live client, the fake client) copies as usual.
 type Resolver struct {
 	// Reader is the informer cache (or any client.Reader with RolloutWorkloadIndex). It is also
 	// asked for the metadata of lanes' stable Ingresses (ResolveWithEntry).

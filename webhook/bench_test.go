@@ -488,8 +488,9 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 // BenchmarkAdmission measures the server side of the Pod CREATE webhook as lanes-manager serves
 // it (PodLabeler.Webhook, an admission.Webhook): its ServeHTTP over an httptest recorder
-// (AdmissionReview decoding, the pod's metadata decoding, the lane decision read from a cache
-// that copies like controller-runtime's, the patch and its encoding, the response encoding), with
+// (AdmissionReview decoding, the pod's metadata decoding, the lane decision read from the
+// informers' stores as lanes-manager reads them (trafficrouting.Indexers), the patch and its
+// encoding, the response encoding), with
 // no network and no TLS. It runs at two scales (benchScale10k: 10,000 pods and
 // 1,000 Rollouts; benchScale100k: ten times that), one sub-benchmark each. Every request is the
 // canary pod of a releasing Rollout: the path that reads the most (ReplicaSet, Deployment,

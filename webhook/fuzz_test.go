@@ -32,11 +32,11 @@ func FuzzPodLabeler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		checkSameMetadata(t, raw)
 		resp := h.Handle(t.Context(), admissionOf(raw, false))
-		if len(resp.Patches) == 0 {
+		if len(resp.Patch) == 0 {
 			return
 		}
 		if !json.Valid(raw) {
-			t.Fatalf("patch %+v for input that is not JSON", resp.Patches)
+			t.Fatalf("patch %q for input that is not JSON", resp.Patch)
 		}
 		checkMetadataOnly(t, raw, resp)
 	})

@@ -43,7 +43,7 @@ func admissionOf(raw []byte, dryRun bool) admission.Request {
 // and annotations: everything else is byte-for-byte equal as JSON. It returns the patched object.
 func checkMetadataOnly(t *testing.T, raw []byte, resp admission.Response) map[string]any {
 	t.Helper()
-	for _, op := range resp.Patches {
+	for _, op := range operations(t, resp) {
 		if !strings.HasPrefix(op.Path, "/metadata/labels") && !strings.HasPrefix(op.Path, "/metadata/annotations") {
 			t.Errorf("patch touches %s %s, which is neither a label nor an annotation", op.Operation, op.Path)
 		}
@@ -51,10 +51,7 @@ func checkMetadataOnly(t *testing.T, raw []byte, resp admission.Response) map[st
 			t.Errorf("patch operation %q", op.Operation)
 		}
 	}
-	ops, err := json.Marshal(resp.Patches)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ops := resp.Patch
 	patch, err := jsonpatch.DecodePatch(ops)
 	if err != nil {
 		t.Fatalf("decode patch %s: %v", ops, err)
@@ -97,8 +94,8 @@ func TestPatchTouchesOnlyLabelsAndAnnotations(t *testing.T) {
 	h, _, _ := handler(t, objs)
 	h.Resolver.Defaults.Dialects = append(h.Resolver.Defaults.Dialects, trafficrouting.DialectASM)
 	resp := h.Handle(t.Context(), admissionOf([]byte(canaryPodJSON), false))
-	if !resp.Allowed || len(resp.Patches) == 0 {
-		t.Fatalf("allowed %v patches %+v, want the canary stamped", resp.Allowed, resp.Patches)
+	if !resp.Allowed || len(resp.Patch) == 0 {
+		t.Fatalf("allowed %v patch %q, want the canary stamped", resp.Allowed, resp.Patch)
 	}
 	after := checkMetadataOnly(t, []byte(canaryPodJSON), resp)
 	md := after["metadata"].(map[string]any)
@@ -141,7 +138,7 @@ func TestDryRunAdmissionRecordsNoEvent(t *testing.T) {
 
 func TestMetadataPatchEscapesKeysAndCreatesMaps(t *testing.T) {
 	change := trafficrouting.LabelChange{Set: map[string]string{"opensergo.io/canary-gray": "gray", "a~b": "1"}, Managed: "a~b,opensergo.io/canary-gray"}
-	ops := MetadataPatch(map[string]string{"app": "a"}, nil, change)
+	ops := metadataOps(t, map[string]string{"app": "a"}, nil, change)
 	var paths []string
 	for _, op := range ops {
 		paths = append(paths, op.Operation+" "+op.Path)
@@ -168,7 +165,7 @@ func TestEscapePointer(t *testing.T) {
 	}
 }
 
-// TestMetadataPatchMakesTheChange applies MetadataPatch's operations to objects with many
+// TestMetadataPatchMakesTheChange applies appendMetadataPatch's operations to objects with many
 // combinations of labels and bookkeeping annotations (maps absent, empty or full; keys that need
 // escaping; labels managed, taken over, given back) and checks that the result is what
 // LabelChange.Apply makes of the same object, and that each map's keys are patched in sorted order.
@@ -210,7 +207,7 @@ func TestMetadataPatchMakesTheChange(t *testing.T) {
 		change := trafficrouting.LabelChanges(labels, annotations, desired)
 		want := &metav1.ObjectMeta{Labels: maps.Clone(labels), Annotations: maps.Clone(annotations)}
 		change.Apply(want)
-		ops := MetadataPatch(labels, annotations, change)
+		ops := metadataOps(t, labels, annotations, change)
 		last := map[string]string{} // map path -> last key patched
 		for _, op := range ops {
 			for _, m := range []string{"/metadata/labels/", "/metadata/annotations/"} {

@@ -10,10 +10,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 
-	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
@@ -100,13 +97,18 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 		h.Observer.Admission(OutcomeUnchanged)
 		return admission.Allowed("lane labels already in place")
 	}
+	patch, ops := appendMetadataPatch(make([]byte, 0, 512), pod.Labels, pod.Annotations, change) // a labelled pod's patch fits
+	if ops == 0 {
+		h.Observer.Admission(OutcomeUnchanged)
+		return admission.Allowed("lane labels already in place")
+	}
 	h.Observer.Admission(OutcomeLabelled)
 	h.Observer.LabelsApplied(len(change.Set))
 	h.Observer.LabelsRemoved(len(change.Remove))
 	if log := requestLogger(ctx).V(1); log.Enabled() {
 		log.WithName("lane-stamper").Info("stamping lane labels", "lane", decision.Lane.Name, "role", decision.Role, "rollout", decision.Rollout.Name, "set", change.Set, "remove", change.Remove)
 	}
-	return admission.Patched("lane labels", MetadataPatch(pod.Labels, pod.Annotations, change)...)
+	return patched("lane labels", patch)
 }
 
 // requestLogger is the request's logger, which controller-runtime's webhook puts in the context,
@@ -117,83 +119,4 @@ func requestLogger(ctx context.Context) logr.Logger {
 		return log
 	}
 	return logf.Log
-}
-
-// MetadataPatch is the JSON patch of a label change on an object with these labels and
-// annotations. It touches nothing but those two maps, so fields of the object this binary's Go
-// types do not know (a newer API server's) are never removed.
-func MetadataPatch(labels, annotations map[string]string, c trafficrouting.LabelChange) []jsonpatch.JsonPatchOperation {
-	var small [8]mapEdit // a lane's labels, and those it gives back: no allocation
-	edits := small[:0]
-	for k, v := range c.Set {
-		edits = append(edits, mapEdit{key: k, value: v})
-	}
-	for _, k := range c.Remove {
-		edits = append(edits, mapEdit{key: k, remove: true}) // a key also in Set is removed
-	}
-	annotationEdits := make([]mapEdit, 0, len(c.Annotations()))
-	for _, a := range c.Annotations() {
-		annotationEdits = append(annotationEdits, mapEdit{key: a.Key, value: a.Value, remove: a.Remove})
-	}
-	ops := make([]jsonpatch.JsonPatchOperation, 0, len(edits)+len(annotationEdits))
-	ops = appendMapPatch(ops, "/metadata/labels", labels, edits)
-	ops = appendMapPatch(ops, "/metadata/annotations", annotations, annotationEdits)
-	if len(ops) == 0 {
-		return nil
-	}
-	return ops
-}
-
-// mapEdit sets (remove false) or removes one key of a string map.
-type mapEdit struct {
-	key, value string
-	remove     bool
-}
-
-// appendMapPatch appends to ops the operations that make edits to the string map at path, whose
-// current content is current (nil when the map is absent). Keys are patched in sorted order; of
-// several edits of one key the last counts. It sorts edits.
-func appendMapPatch(ops []jsonpatch.JsonPatchOperation, path string, current map[string]string, edits []mapEdit) []jsonpatch.JsonPatchOperation {
-	slices.SortStableFunc(edits, func(a, b mapEdit) int { return strings.Compare(a.key, b.key) })
-	if current == nil {
-		var whole map[string]string
-		for _, e := range edits {
-			switch {
-			case !e.remove && whole == nil:
-				whole = map[string]string{e.key: e.value}
-			case !e.remove:
-				whole[e.key] = e.value
-			case whole != nil:
-				delete(whole, e.key)
-			}
-		}
-		if len(whole) == 0 {
-			return ops
-		}
-		return append(ops, jsonpatch.NewOperation("add", path, whole))
-	}
-	for i, e := range edits {
-		if i+1 < len(edits) && edits[i+1].key == e.key {
-			continue // a later edit of the key counts
-		}
-		old, present := current[e.key]
-		switch {
-		case e.remove && present:
-			ops = append(ops, jsonpatch.NewOperation("remove", path+"/"+escapePointer(e.key), nil))
-		case !e.remove && !present:
-			ops = append(ops, jsonpatch.NewOperation("add", path+"/"+escapePointer(e.key), e.value))
-		case !e.remove && old != e.value:
-			ops = append(ops, jsonpatch.NewOperation("replace", path+"/"+escapePointer(e.key), e.value))
-		}
-	}
-	return ops
-}
-
-// escapePointer escapes a map key as one JSON Pointer reference token (RFC 6901): "~" first, so
-// that the "~" of an escaped "/" is not escaped again. Most keys need neither, and cost nothing.
-func escapePointer(key string) string {
-	if !strings.ContainsAny(key, "~/") {
-		return key
-	}
-	return strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
 }

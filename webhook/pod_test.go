@@ -90,7 +90,7 @@ func request(t *testing.T, hash string) admission.Request {
 func patchedLabels(t *testing.T, resp admission.Response) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, p := range resp.Patches {
+	for _, p := range operations(t, resp) {
 		if strings.HasPrefix(p.Path, "/metadata/labels/") {
 			key := strings.ReplaceAll(strings.ReplaceAll(strings.TrimPrefix(p.Path, "/metadata/labels/"), "~1", "/"), "~0", "~")
 			out[key] = p.Value.(string)
@@ -108,7 +108,7 @@ func TestCanaryPodIsStamped(t *testing.T) {
 	got := patchedLabels(t, resp)
 	for k, v := range map[string]string{"alicloud.service.tag": "gray", "opensergo.io/canary-gray": "gray"} {
 		if got[k] != v {
-			t.Errorf("label %s = %q, want %q (patches %+v)", k, got[k], v, resp.Patches)
+			t.Errorf("label %s = %q, want %q (patch %q)", k, got[k], v, resp.Patch)
 		}
 	}
 	if obs.outcomes[OutcomeLabelled] != 1 || obs.applied != 2 {
@@ -119,8 +119,8 @@ func TestCanaryPodIsStamped(t *testing.T) {
 func TestStablePodIsLeftAlone(t *testing.T) {
 	h, obs, _ := handler(t, fixture("gray"))
 	resp := h.Handle(t.Context(), request(t, "old"))
-	if !resp.Allowed || len(resp.Patches) != 0 {
-		t.Fatalf("allowed %v patches %+v, want allowed with no patch", resp.Allowed, resp.Patches)
+	if !resp.Allowed || len(resp.Patch) != 0 {
+		t.Fatalf("allowed %v patch %q, want allowed with no patch", resp.Allowed, resp.Patch)
 	}
 	if obs.outcomes[OutcomeUnchanged] != 1 {
 		t.Errorf("observer %+v", obs)
@@ -130,8 +130,8 @@ func TestStablePodIsLeftAlone(t *testing.T) {
 func TestMisconfiguredLaneWarnsAndAdmits(t *testing.T) {
 	h, obs, rec := handler(t, fixture(""))
 	resp := h.Handle(t.Context(), request(t, "new"))
-	if !resp.Allowed || len(resp.Patches) != 0 {
-		t.Fatalf("allowed %v patches %+v, want the pod admitted untouched", resp.Allowed, resp.Patches)
+	if !resp.Allowed || len(resp.Patch) != 0 {
+		t.Fatalf("allowed %v patch %q, want the pod admitted untouched", resp.Allowed, resp.Patch)
 	}
 	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "the lane tag cannot be determined") {
 		t.Errorf("warnings %q", resp.Warnings)

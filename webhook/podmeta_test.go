@@ -153,9 +153,9 @@ func TestTwoMetadataMembersAreRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			h, obs, _ := handler(t, fixture("gray"))
 			resp := h.Handle(t.Context(), admissionOf([]byte(raw), false))
-			if resp.Allowed || len(resp.Patches) != 0 || resp.Result == nil || resp.Result.Code != 400 ||
+			if resp.Allowed || len(resp.Patch) != 0 || resp.Result == nil || resp.Result.Code != 400 ||
 				!strings.Contains(resp.Result.Message, "2 metadata members") {
-				t.Errorf("allowed %v, patches %+v, result %+v: want a bad request naming the two metadata members", resp.Allowed, resp.Patches, resp.Result)
+				t.Errorf("allowed %v, patch %q, result %+v: want a bad request naming the two metadata members", resp.Allowed, resp.Patch, resp.Result)
 			}
 			if obs.outcomes[OutcomeError] != 1 {
 				t.Errorf("outcomes %v, want one error", obs.outcomes)
@@ -165,8 +165,8 @@ func TestTwoMetadataMembersAreRefused(t *testing.T) {
 	// One metadata member, whatever "Metadata" or "spec.metadata" say: stamped as usual.
 	h, _, _ := handler(t, fixture("gray"))
 	resp := h.Handle(t.Context(), admissionOf([]byte(`{"Metadata":{},"spec":{"metadata":{}},"metadata":`+canary+`}`), false))
-	if !resp.Allowed || len(resp.Patches) == 0 {
-		t.Errorf("allowed %v, patches %+v: want the canary stamped", resp.Allowed, resp.Patches)
+	if !resp.Allowed || len(resp.Patch) == 0 {
+		t.Errorf("allowed %v, patch %q: want the canary stamped", resp.Allowed, resp.Patch)
 	}
 }
 

@@ -154,12 +154,24 @@ func (r *Resolver) Decide(ctx context.Context, pod *metav1.ObjectMeta) (Decision
 // checkSelector refuses to change a label the workload's selector matches on: the pod would stop
 // matching its ReplicaSet (or StatefulSet, CloneSet), which would let it go and create another.
 // Of several such labels it names the first in sorted order.
+//
+// It walks the selector's keys (a workload's selector has few, usually one) rather than the
+// desired labels, so that the selector, which is the cached workload's, is read once.
 func checkSelector(pod *metav1.ObjectMeta, kind, name string, sel *metav1.LabelSelector, desired map[string]string) error {
+	if sel == nil || len(desired) == 0 {
+		return nil
+	}
 	var changed []string
-	for k, v := range desired {
-		if pod.Labels[k] != v && selects(sel, k) {
+	check := func(k string) {
+		if v, ok := desired[k]; ok && pod.Labels[k] != v && !slices.Contains(changed, k) {
 			changed = append(changed, k)
 		}
+	}
+	for k := range sel.MatchLabels {
+		check(k)
+	}
+	for _, e := range sel.MatchExpressions {
+		check(e.Key)
 	}
 	if len(changed) == 0 {
 		return nil
@@ -169,21 +181,6 @@ func checkSelector(pod *metav1.ObjectMeta, kind, name string, sel *metav1.LabelS
 		k, kind, name, k, k, AnnotationDialects)
 }
 
-// selects reports whether a selector matches on the label key.
-func selects(sel *metav1.LabelSelector, key string) bool {
-	if sel == nil {
-		return false
-	}
-	if _, ok := sel.MatchLabels[key]; ok {
-		return true
-	}
-	for _, e := range sel.MatchExpressions {
-		if e.Key == key {
-			return true
-		}
-	}
-	return false
-}
 
 // workloadOf returns the kind and name of the workload a Rollout would name for this pod.
 func (r *Resolver) workloadOf(ctx context.Context, pod *metav1.ObjectMeta) (kind, name string, wl Workload, err error) {

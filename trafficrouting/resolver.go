@@ -181,7 +181,6 @@ func checkSelector(pod *metav1.ObjectMeta, kind, name string, sel *metav1.LabelS
 		k, kind, name, k, k, AnnotationDialects)
 }
 
-
 // workloadOf returns the kind and name of the workload a Rollout would name for this pod.
 func (r *Resolver) workloadOf(ctx context.Context, pod *metav1.ObjectMeta) (kind, name string, wl Workload, err error) {
 	owner := metav1.GetControllerOfNoCopy(pod)

@@ -13,23 +13,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// RolloutWorkloadStoreIndex is the index Indexers.Rollouts carries: Rollouts by namespace and the
-// workload they release ("<namespace>/<Kind>/<name>"). It is the informer-level twin of the field
-// index RolloutWorkloadIndex, which controller-runtime keys its own way.
-const RolloutWorkloadStoreIndex = "kruise-lanes.io/namespace-workload"
+// RolloutWorkloadFieldIndex is the name controller-runtime gives, in the Rollouts' informer, to
+// the field index RolloutWorkloadIndex that lanes-manager registers (IndexField): "field:" and
+// the field's name, keyed "<namespace>/<value>". Indexers.Rollouts is read through it, and every
+// Rollout it returns is checked against the namespace and the workload asked for, so a
+// controller-runtime that keyed it otherwise would only send the read to Resolver.Reader.
+const RolloutWorkloadFieldIndex = "field:" + RolloutWorkloadIndex
 
-// RolloutStoreIndexers are the indexers IndexersFrom adds to the Rollouts' informer.
-func RolloutStoreIndexers() toolscache.Indexers {
-	return toolscache.Indexers{RolloutWorkloadStoreIndex: func(obj any) ([]string, error) {
-		r, ok := obj.(*rolloutsv1beta1.Rollout)
-		if !ok || r.Spec.WorkloadRef.Name == "" {
-			return nil, nil
-		}
-		return []string{rolloutStoreKey(r.Namespace, r.Spec.WorkloadRef.Kind, r.Spec.WorkloadRef.Name)}, nil
-	}}
-}
-
-func rolloutStoreKey(namespace, kind, name string) string {
+func rolloutFieldKey(namespace, kind, name string) string {
 	return namespace + "/" + workloadKey(kind, name)
 }
 
@@ -45,7 +36,7 @@ type Indexers struct {
 	StatefulSets toolscache.Indexer
 	// CloneSets holds unstructured objects, as the manager caches CloneSets.
 	CloneSets toolscache.Indexer
-	// Rollouts must carry RolloutWorkloadStoreIndex (RolloutStoreIndexers).
+	// Rollouts must carry RolloutWorkloadFieldIndex.
 	Rollouts        toolscache.Indexer
 	TrafficRoutings toolscache.Indexer
 	// EntryIngresses holds Ingresses as metadata (EntryIngressObject).
@@ -75,11 +66,11 @@ func indexerOf(inf cache.Informer) toolscache.Indexer {
 	return nil
 }
 
-// IndexersFrom gets from c (creating them, so call it before the cache starts) the informers of
-// the kinds Decide reads, returns their stores, and adds RolloutWorkloadStoreIndex to the
-// Rollouts' informer. cloneSets: whether CloneSets are served (their informer is created only
-// then). viaReader names the kinds whose informer does not expose its store: the Resolver reads
-// those through its Reader.
+// IndexersFrom gets from c (creating them, so call it before the cache starts, and after the
+// field index RolloutWorkloadIndex is registered) the informers of the kinds Decide reads and
+// returns their stores. cloneSets: whether CloneSets are served (their informer is created only
+// then). viaReader names the kinds whose informer does not expose its store, or (Rollouts) whose
+// store lacks RolloutWorkloadFieldIndex: the Resolver reads those through its Reader.
 func IndexersFrom(ctx context.Context, c cache.Informers, cloneSets bool) (x *Indexers, viaReader []string, err error) {
 	x = &Indexers{}
 	kinds := []struct {
@@ -104,16 +95,17 @@ func IndexersFrom(ctx context.Context, c cache.Informers, cloneSets bool) (x *In
 		if err != nil {
 			return nil, nil, fmt.Errorf("get the informer of %T: %w", k.obj, err)
 		}
-		*k.dst = indexerOf(inf)
-		if *k.dst == nil {
+		idx := indexerOf(inf)
+		if idx != nil && k.dst == &x.Rollouts {
+			if _, ok := idx.GetIndexers()[RolloutWorkloadFieldIndex]; !ok {
+				idx = nil
+			}
+		}
+		if idx == nil {
 			viaReader = append(viaReader, fmt.Sprintf("%T", k.obj))
 			continue
 		}
-		if k.dst == &x.Rollouts {
-			if err := inf.AddIndexers(RolloutStoreIndexers()); err != nil {
-				return nil, nil, fmt.Errorf("index rollouts by namespace and workload: %w", err)
-			}
-		}
+		*k.dst = idx
 	}
 	return x, viaReader, nil
 }

@@ -2,6 +2,7 @@ package trafficrouting
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,22 +18,44 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// refusingReader fails the test on any read: a Resolver with every Indexer set must not use its
-// Reader.
-type refusingReader struct{ t *testing.T }
+// indexedReader is the Reader of indexedResolver: a Get fails the test (every kind is read from
+// its indexer), and a List of Rollouts, which Decide makes only when the index finds none for a
+// workload, is answered by the objects' own reader and counted.
+type indexedReader struct {
+	t     *testing.T
+	inner client.Reader
+	lists int
+}
 
-func (r refusingReader) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+func (r *indexedReader) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
 	r.t.Errorf("read %T %s through the reader, not its indexer", obj, key)
 	return nil
 }
 
-func (r refusingReader) List(_ context.Context, list client.ObjectList, _ ...client.ListOption) error {
-	r.t.Errorf("listed %T through the reader, not its indexer", list)
-	return nil
+func (r *indexedReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	r.lists++
+	return r.inner.List(ctx, list, opts...)
 }
 
 func newStore(indexers toolscache.Indexers) toolscache.Indexer {
 	return toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, indexers)
+}
+
+// rolloutFieldIndex is the field index RolloutWorkloadIndex as controller-runtime adds it to the
+// Rollouts' informer (IndexField): keyed by namespace and value, and again across namespaces.
+func rolloutFieldIndex(key func(namespace, value string) []string) toolscache.Indexers {
+	return toolscache.Indexers{RolloutWorkloadFieldIndex: func(obj any) ([]string, error) {
+		o := obj.(client.Object)
+		var keys []string
+		for _, v := range IndexRolloutWorkload(o) {
+			keys = append(keys, key(o.GetNamespace(), v)...)
+		}
+		return keys, nil
+	}}
+}
+
+func controllerRuntimeKeys(namespace, value string) []string {
+	return []string{namespace + "/" + value, "__all_namespaces/" + value}
 }
 
 // indexedResolver is resolver with every kind read from indexers holding objs as the manager's
@@ -41,7 +64,7 @@ func indexedResolver(t *testing.T, objs ...client.Object) *Resolver {
 	t.Helper()
 	x := &Indexers{
 		ReplicaSets: newStore(nil), Deployments: newStore(nil), StatefulSets: newStore(nil), CloneSets: newStore(nil),
-		Rollouts: newStore(RolloutStoreIndexers()), TrafficRoutings: newStore(nil), EntryIngresses: newStore(nil),
+		Rollouts: newStore(rolloutFieldIndex(controllerRuntimeKeys)), TrafficRoutings: newStore(nil), EntryIngresses: newStore(nil),
 	}
 	for _, obj := range cached(objs...) {
 		var store toolscache.Indexer
@@ -67,7 +90,7 @@ func indexedResolver(t *testing.T, objs ...client.Object) *Resolver {
 			t.Fatal(err)
 		}
 	}
-	return &Resolver{Reader: refusingReader{t}, Indexers: x, Defaults: DefaultDefaults()}
+	return &Resolver{Reader: &indexedReader{t: t, inner: resolver(t, objs...).Reader}, Indexers: x, Defaults: DefaultDefaults()}
 }
 
 func TestDecideFromIndexersReturnsTheCachedRollout(t *testing.T) {
@@ -80,6 +103,9 @@ func TestDecideFromIndexersReturnsTheCachedRollout(t *testing.T) {
 	cachedRollout, _, _ := r.Indexers.Rollouts.GetByKey(ns + "/rollout-a")
 	if d.Rollout == nil || d.Rollout != cachedRollout {
 		t.Errorf("rollout %p, want the cached object %p (read without a copy)", d.Rollout, cachedRollout)
+	}
+	if lists := r.Reader.(*indexedReader).lists; lists != 0 {
+		t.Errorf("%d lists through the reader for a Rollout the index holds", lists)
 	}
 }
 
@@ -148,6 +174,7 @@ type fakeInformers struct {
 	cache.Informers
 	scheme       *runtime.Scheme
 	perNamespace map[string]bool
+	noFieldIndex bool // the Rollouts' informer without RolloutWorkloadFieldIndex
 	got          map[string]cache.Informer
 }
 
@@ -163,6 +190,11 @@ func (f *fakeInformers) GetInformer(_ context.Context, obj client.Object, _ ...c
 		kind = gvks[0].Kind
 	}
 	inf := toolscache.NewSharedIndexInformer(&toolscache.ListWatch{}, obj, 0, toolscache.Indexers{})
+	if kind == "Rollout" && !f.noFieldIndex {
+		if err := inf.AddIndexers(rolloutFieldIndex(controllerRuntimeKeys)); err != nil {
+			return nil, err
+		}
+	}
 	f.got[kind] = inf
 	if f.perNamespace[kind] {
 		return storelessInformer{inf}, nil
@@ -198,12 +230,47 @@ func TestIndexersFromTakesTheInformersStores(t *testing.T) {
 	if x.ReplicaSets != nil {
 		t.Error("ReplicaSets: an informer that does not expose its store must leave the kind to the reader")
 	}
-	if _, ok := x.Rollouts.GetIndexers()[RolloutWorkloadStoreIndex]; !ok {
-		t.Errorf("the Rollouts' store has indexers %v, want %s", x.Rollouts.GetIndexers(), RolloutWorkloadStoreIndex)
+
+	// Without the field index (IndexField not called first), Rollouts go through the reader.
+	f = &fakeInformers{scheme: s, noFieldIndex: true, got: map[string]cache.Informer{}}
+	if x, viaReader, err := IndexersFrom(t.Context(), f, false); err != nil || x.Rollouts != nil || !slices.Contains(viaReader, "*v1beta1.Rollout") {
+		t.Errorf("without the field index: rollouts %v, through the reader %q, %v; want the reader", x.Rollouts, viaReader, err)
 	}
 
 	f = &fakeInformers{scheme: s, got: map[string]cache.Informer{}}
 	if x, _, err := IndexersFrom(t.Context(), f, false); err != nil || x.CloneSets != nil || f.got["CloneSet"] != nil {
 		t.Errorf("without CloneSets: %+v, %v; want no CloneSet informer", x, err)
+	}
+}
+
+func TestDecideReadsRolloutsThroughTheReaderWhereTheIndexIsKeyedOtherwise(t *testing.T) {
+	objs := []client.Object{deployment("a", map[string]string{StableRevisionLabel: "old"}), replicaSet("a-new", "a"),
+		rollout("rollout-a", "Deployment", "a", "mse-traffic", rolloutsv1beta1.RolloutPhaseProgressing), lane("mse-traffic", nil, "gray")}
+	canary := &pod(map[string]string{"pod-template-hash": "new"}, owner("ReplicaSet", "a-new")).ObjectMeta
+	for name, keys := range map[string]func(namespace, value string) []string{
+		// A controller-runtime that dropped the namespace from its keys: nothing is found under
+		// "<namespace>/<value>", and the reader answers.
+		"without the namespace": func(_, value string) []string { return []string{value} },
+		// One that keyed every Rollout under the same value: what is found is checked.
+		"one key for all": func(namespace, _ string) []string { return []string{namespace + "/Deployment/a"} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			other := rollout("rollout-b", "Deployment", "b", "mse-traffic", rolloutsv1beta1.RolloutPhaseProgressing)
+			r := indexedResolver(t, append(objs, other)...)
+			rollouts := newStore(rolloutFieldIndex(keys))
+			for _, o := range r.Indexers.Rollouts.List() {
+				if err := rollouts.Add(o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.Indexers.Rollouts = rollouts
+			d, err := r.Decide(t.Context(), canary)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Rollout == nil || d.Rollout.Name != "rollout-a" || d.Role != RoleCanary {
+				t.Errorf("decision %+v, want rollout-a's canary", d)
+			}
+		})
 	}
 }

@@ -251,7 +251,7 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *metav1.ObjectMeta, rsN
 
 func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string) (*rolloutsv1beta1.Rollout, error) {
 	if idx := r.indexers().Rollouts; idx != nil {
-		items, err := idx.ByIndex(RolloutWorkloadStoreIndex, rolloutStoreKey(namespace, kind, name))
+		items, err := idx.ByIndex(RolloutWorkloadFieldIndex, rolloutFieldKey(namespace, kind, name))
 		if err != nil {
 			return nil, fmt.Errorf("list rollouts of %s %s/%s: %w", kind, namespace, name, err)
 		}
@@ -260,11 +260,12 @@ func (r *Resolver) rolloutFor(ctx context.Context, namespace, kind, name string)
 			if !ok {
 				return nil, fmt.Errorf("list rollouts of %s %s/%s: the cache holds a %T among them", kind, namespace, name, item)
 			}
-			if ro.DeletionTimestamp.IsZero() {
+			if ro.Namespace == namespace && ro.Spec.WorkloadRef.Kind == kind && ro.Spec.WorkloadRef.Name == name && ro.DeletionTimestamp.IsZero() {
 				return ro, nil
 			}
 		}
-		return nil, nil
+		// None found: the reader says so for certain (a workload no Rollout releases, or an
+		// index keyed otherwise than RolloutWorkloadFieldIndex expects).
 	}
 	list := r.rolloutLists.get()
 	defer r.rolloutLists.put(list)

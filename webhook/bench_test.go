@@ -93,20 +93,17 @@ func (r *indexerReader) indexer(gvk schema.GroupVersionKind) toolscache.Indexer 
 	}
 	idx := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc})
 	if gvk.Kind == "Rollout" {
-		// controller-runtime keys a field index by namespace and value.
-		err := idx.AddIndexers(toolscache.Indexers{"field:" + trafficrouting.RolloutWorkloadIndex: func(obj any) ([]string, error) {
+		// controller-runtime keys a field index by namespace and value, and again under
+		// "__all_namespaces" for lists across namespaces.
+		err := idx.AddIndexers(toolscache.Indexers{trafficrouting.RolloutWorkloadFieldIndex: func(obj any) ([]string, error) {
 			o, _ := obj.(client.Object)
 			var keys []string
 			for _, v := range trafficrouting.IndexRolloutWorkload(o) {
-				keys = append(keys, o.GetNamespace()+"/"+v)
+				keys = append(keys, o.GetNamespace()+"/"+v, "__all_namespaces/"+v)
 			}
 			return keys, nil
 		}})
 		if err != nil {
-			panic(err)
-		}
-		// lanes-manager adds the Resolver's own index to the Rollouts' informer (IndexersFrom).
-		if err := idx.AddIndexers(trafficrouting.RolloutStoreIndexers()); err != nil {
 			panic(err)
 		}
 	}

@@ -16,7 +16,9 @@
 //   - mesh_diff.go: which of a hop's mesh objects to write or remove (planMesh).
 //
 // Around it, code that reads the informer cache and decides nothing of its own: the Resolver
-// (resolver.go), which finds a pod's workload, Rollout and lane and hands them to the core;
+// (resolver.go), which finds a pod's workload, Rollout and lane and hands them to the core,
+// reading the informers' stores directly where it is given them (indexers.go, IndexersFrom) and
+// remembering resolved lanes by version (lanememo.go);
 // ResolveWithEntry (entry.go), which reads a lane's entry Ingress; NamespaceScope (scope.go),
 // which reads the webhook's namespaceSelector.
 //

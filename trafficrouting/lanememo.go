@@ -43,10 +43,10 @@ type resolvedLane struct {
 }
 
 func newResolvedLane(l Lane) *resolvedLane {
-	return &resolvedLane{lane: l, canary: l.CanaryLabels(), stable: l.StableLabels()}
+	return &resolvedLane{lane: l, canary: l.DesiredLabels(RoleCanary), stable: l.DesiredLabels(RoleStable)}
 }
 
-// labels are the lane labels of a role (Lane.DesiredLabels), shared.
+// labels are the lane labels of a role, Lane.DesiredLabels computed once: shared.
 func (l *resolvedLane) labels(role Role) map[string]string {
 	switch role {
 	case RoleCanary:

@@ -31,7 +31,7 @@ func memoized(t *testing.T, r *Resolver, tr *rolloutsv1alpha1.TrafficRouting) (L
 	var got Lane
 	if shared != nil {
 		got = shared.lane
-		if diff := cmp.Diff(map[Role]map[string]string{RoleCanary: got.CanaryLabels(), RoleStable: got.StableLabels(), RoleNone: nil},
+		if diff := cmp.Diff(map[Role]map[string]string{RoleCanary: got.DesiredLabels(RoleCanary), RoleStable: got.DesiredLabels(RoleStable), RoleNone: got.DesiredLabels(RoleNone)},
 			map[Role]map[string]string{RoleCanary: shared.labels(RoleCanary), RoleStable: shared.labels(RoleStable), RoleNone: shared.labels(RoleNone)}); diff != "" {
 			t.Errorf("the labels remembered differ from the lane's (-want +got):\n%s", diff)
 		}

@@ -181,9 +181,21 @@ func checkSelector(pod *metav1.ObjectMeta, kind, name string, sel *metav1.LabelS
 		k, kind, name, k, k, AnnotationDialects)
 }
 
+// controllerOf is the owner reference marked as controller (metav1.GetControllerOfNoCopy, but on
+// the references themselves: through metav1.Object the object they are read from would move to
+// the heap).
+func controllerOf(refs []metav1.OwnerReference) *metav1.OwnerReference {
+	for i := range refs {
+		if c := refs[i].Controller; c != nil && *c {
+			return &refs[i]
+		}
+	}
+	return nil
+}
+
 // workloadOf returns the kind and name of the workload a Rollout would name for this pod.
 func (r *Resolver) workloadOf(ctx context.Context, pod *metav1.ObjectMeta) (kind, name string, wl Workload, err error) {
-	owner := metav1.GetControllerOfNoCopy(pod)
+	owner := controllerOf(pod.OwnerReferences)
 	if owner == nil {
 		return "", "", Workload{}, nil
 	}
@@ -216,7 +228,7 @@ func (r *Resolver) deploymentOf(ctx context.Context, pod *metav1.ObjectMeta, rsN
 	case err != nil:
 		return "", "", Workload{}, fmt.Errorf("get replicaset %s/%s: %w", pod.Namespace, rsName, err)
 	case rs != nil:
-		if owner := metav1.GetControllerOfNoCopy(rs); owner != nil && owner.Kind == "Deployment" {
+		if owner := controllerOf(rs.OwnerReferences); owner != nil && owner.Kind == "Deployment" {
 			deployName = owner.Name
 		}
 		if lent {

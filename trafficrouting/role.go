@@ -2,7 +2,7 @@ package trafficrouting
 
 import (
 	"encoding/json"
-	"sort"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -187,9 +187,9 @@ func LabelChanges(labels, annotations, desired map[string]string) LabelChange {
 			change.Remove = append(change.Remove, k)
 		}
 	}
-	sort.Strings(keep)
-	sort.Strings(change.Remove)
-	sort.Strings(change.Restored)
+	slices.Sort(keep)
+	slices.Sort(change.Remove)
+	slices.Sort(change.Restored)
 	change.Managed = strings.Join(keep, ",")
 	change.Originals = formatOriginals(originals)
 	return change

@@ -296,11 +296,12 @@ func (m *laneMember) complete(t *testing.T) {
 	}
 }
 
-// runLaneRelease takes m through a release with lanes-manager running: canaries labelled at
-// creation by the webhook, stables not, and no lane label left after completion.
-func runLaneRelease(t *testing.T, m *laneMember) {
+// runLaneRelease takes m through a release with lanes-manager running (with managerArgs):
+// canaries labelled at creation by the webhook, stables not, and no lane label left after
+// completion.
+func runLaneRelease(t *testing.T, m *laneMember, managerArgs ...string) *framework.LanesManager {
 	t.Helper()
-	manager := cluster.StartLanesManager(t)
+	manager := cluster.StartLanesManager(t, managerArgs...)
 	m.create(t)
 	start := time.Now()
 	pods := m.release(t)
@@ -310,6 +311,7 @@ func runLaneRelease(t *testing.T, m *laneMember) {
 		t.Errorf("the webhook labelled %d pods at creation, want %d", n, len(pods[m.newImage]))
 	}
 	m.complete(t)
+	return manager
 }
 
 // The lane tests start lanes-manager, whose webhook configuration is one per cluster: they do not
@@ -321,6 +323,35 @@ func runLaneRelease(t *testing.T, m *laneMember) {
 func TestLaneLabelsPartitionDeployment(t *testing.T) {
 	ns := cluster.Namespace(t)
 	runLaneRelease(t, newLaneMember(deployment(ns, "a", "example.com/a:v1", 3), 3, 1, 2))
+}
+
+// TestLaneLabelsWatchedNamespace: the same with --watch-namespaces (the chart's
+// manager.watchNamespaces), where lanes-manager caches the workload kinds from that namespace
+// only and its lane decisions read them through controller-runtime's cache reader, not the
+// informers' stores. lanes-manager says at start which kinds it reads that way.
+func TestLaneLabelsWatchedNamespace(t *testing.T) {
+	ns := cluster.Namespace(t)
+	manager := runLaneRelease(t, newLaneMember(deployment(ns, "w", "example.com/w:v1", 3), 3, 1, 2), "--watch-namespaces="+ns)
+	logged := manager.Tail(10000)
+	if !strings.Contains(logged, "lane decisions read the informers' stores") {
+		t.Fatalf("lanes-manager did not log which kinds its lane decisions read through the cache reader:\n%s", manager.Tail(40))
+	}
+	line := lineWith(logged, "lane decisions read the informers' stores")
+	for _, kind := range []string{"*v1.ReplicaSet", "*v1.Deployment", "*v1.StatefulSet"} {
+		if !strings.Contains(line, kind) {
+			t.Errorf("lanes-manager reads %s from a store with --watch-namespaces, want the cache reader: %s", kind, line)
+		}
+	}
+}
+
+// lineWith is the first line of s that contains sub.
+func lineWith(s, sub string) string {
+	for line := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(line, sub) {
+			return line
+		}
+	}
+	return ""
 }
 
 // TestLaneLabelsStatefulSet: the same for a native StatefulSet, whose canary pod is the highest

@@ -73,10 +73,11 @@ func indexerOf(inf cache.Informer) toolscache.Indexer {
 // store lacks RolloutWorkloadFieldIndex: the Resolver reads those through its Reader.
 func IndexersFrom(ctx context.Context, c cache.Informers, cloneSets bool) (x *Indexers, viaReader []string, err error) {
 	x = &Indexers{}
-	kinds := []struct {
+	type kind struct {
 		obj client.Object
 		dst *toolscache.Indexer
-	}{
+	}
+	kinds := []kind{
 		{&appsv1.ReplicaSet{}, &x.ReplicaSets},
 		{&appsv1.Deployment{}, &x.Deployments},
 		{&appsv1.StatefulSet{}, &x.StatefulSets},
@@ -85,10 +86,7 @@ func IndexersFrom(ctx context.Context, c cache.Informers, cloneSets bool) (x *In
 		{EntryIngressObject(), &x.EntryIngresses},
 	}
 	if cloneSets {
-		kinds = append(kinds, struct {
-			obj client.Object
-			dst *toolscache.Indexer
-		}{CloneSetKind.New(), &x.CloneSets})
+		kinds = append(kinds, kind{CloneSetKind.New(), &x.CloneSets})
 	}
 	for _, k := range kinds {
 		inf, err := c.GetInformer(ctx, k.obj)

@@ -208,6 +208,12 @@ func TestMetadataPatchMakesTheChange(t *testing.T) {
 		want := &metav1.ObjectMeta{Labels: maps.Clone(labels), Annotations: maps.Clone(annotations)}
 		change.Apply(want)
 		ops := metadataOps(t, labels, annotations, change)
+		// The handler patches only a change that is not empty (IsEmpty, checked first), and sends
+		// whatever operations it has: there must be one. (An empty change may still have one,
+		// removing a bookkeeping annotation left empty; the handler leaves such a pod alone.)
+		if !change.IsEmpty(annotations) && len(ops) == 0 {
+			t.Errorf("labels %v, annotations %v, change %+v: not empty, but no operation", labels, annotations, change)
+		}
 		last := map[string]string{} // map path -> last key patched
 		for _, op := range ops {
 			for _, m := range []string{"/metadata/labels/", "/metadata/annotations/"} {

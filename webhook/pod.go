@@ -97,17 +97,15 @@ func (h *PodLabeler) Handle(ctx context.Context, req admission.Request) admissio
 		h.Observer.Admission(OutcomeUnchanged)
 		return admission.Allowed("lane labels already in place")
 	}
-	patch, ops := appendMetadataPatch(make([]byte, 0, 512), pod.Labels, pod.Annotations, change) // a labelled pod's patch fits
-	if ops == 0 {
-		h.Observer.Admission(OutcomeUnchanged)
-		return admission.Allowed("lane labels already in place")
-	}
 	h.Observer.Admission(OutcomeLabelled)
 	h.Observer.LabelsApplied(len(change.Set))
 	h.Observer.LabelsRemoved(len(change.Remove))
 	if log := requestLogger(ctx).V(1); log.Enabled() {
 		log.WithName("lane-stamper").Info("stamping lane labels", "lane", decision.Lane.Name, "role", decision.Role, "rollout", decision.Rollout.Name, "set", change.Set, "remove", change.Remove)
 	}
+	// A change that is not empty has at least one operation (checked by
+	// TestMetadataPatchMakesTheChange).
+	patch, _ := appendMetadataPatch(make([]byte, 0, 512), pod.Labels, pod.Annotations, change) // a labelled pod's patch fits
 	return patched("lane labels", patch)
 }
 

@@ -84,9 +84,10 @@ generate: ## Regenerate the API's deepcopy functions and CRDs (controller-gen), 
 bench: ## Benchmarks: our mse.lua against Kruise's (plugin); admission p50/p99, and cache heap at 10,000 and 100,000 pods before and after trimming (webhook).
 	$(GO) test -run XXX -bench . -benchmem -count 5 ./plugin/ ./webhook/
 
-fuzz: ## Fuzz the provider scripts' input and the pod webhook's (arbitrary pod JSON) for 60 s each.
+fuzz: ## Fuzz the provider scripts' input, the pod webhook's (arbitrary pod JSON) and its patch encoding for 60 s each.
 	$(GO) test -run XXX -fuzz FuzzIngressScripts -fuzztime 60s ./plugin/
 	$(GO) test -run XXX -fuzz FuzzPodLabeler -fuzztime 60s ./webhook/
+	$(GO) test -run XXX -fuzz FuzzMetadataPatch -fuzztime 60s ./webhook/
 
 chart-test: tools ## Lint the Helm chart, compare its rendering with golden files, check its schema and the README values table (and that both are generated from values.yaml); check the generated API files are current and run the analysis core against the real Prometheus.
 	LANES_TOOLS_BIN=$(TOOLS_BIN) LANES_REQUIRE_HELM=1 LANES_REQUIRE_TOOLS=1 $(GO) test -count=1 -v ./test/chart/ ./api/... ./analysis/

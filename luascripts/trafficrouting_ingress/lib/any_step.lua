@@ -1,8 +1,17 @@
 -- any_step.lua: one canary step with every rule the ingress providers express, and the sentence
 -- for every rule they refuse. canary.lua embeds it and runs it (loadstring) when simple_step.lua
 -- declines a step, with the entry's globals: the canary Ingress's annotations `a` (the stable
--- Ingress's, restored), put(key, value) to write a key the script owns, the default lane header
+-- Ingress's, restored), `keep`, the record of what the run writes, the default lane header
 -- DEFAULT_LANE_HEADER and the provider's refusal prefix REFUSAL.
+
+-- put writes a key the script owns; the first time in a run it records the key's value before
+-- the run (already put back) in keep, the next kruise-lanes.io/owned.
+local function put(k, v)
+  if keep[k] == nil then
+    keep[k] = a[k] or false
+  end
+  a[k] = v
+end
 local function fail(f, ...)
   error(REFUSAL .. f:format(...), 0)
 end

@@ -21,7 +21,7 @@
 -- The code prefers one generic loop to several specialised functions, and writes annotation keys
 -- out in full rather than through constants.
 --
--- The chunks share the entry's state as globals (DEFAULT_LANE_HEADER, REFUSAL, a, kept, put):
+-- The chunks share the entry's state as globals (DEFAULT_LANE_HEADER, REFUSAL, a, kept, keep):
 -- Kruise runs every call in a fresh Lua state, so nothing outlives the call, and globals spare
 -- each chunk the tokens of taking and naming its arguments.
 --
@@ -64,15 +64,6 @@ for k, v in pairs(kept) do
   a[k] = v or nil
 end
 
--- put writes a key the script owns; the first time in a run it records the key's value before
--- the run (already put back above) in keep, the next kruise-lanes.io/owned.
-function put(k, v)
-  if keep[k] == nil then
-    keep[k] = a[k] or false
-  end
-  a[k] = v
-end
-
 -- ---------------------------------------------------------------------------------------------
 -- The step: a weight alone is written here; anything else goes to simple_step.lua, and to
 -- any_step.lua when simple_step.lua declines it (it has then written nothing), by returning nil
@@ -92,7 +83,10 @@ if obj.matches or obj.requestHeaderModifier then
     loadstring(ANY_STEP)()
   end
 elseif obj.weight ~= "-1" then
-  put("nginx.ingress.kubernetes.io/canary-weight", obj.weight)
+  -- The only key this step writes; keep records its value before the run (already put back
+  -- above), the next kruise-lanes.io/owned.
+  keep["nginx.ingress.kubernetes.io/canary-weight"] = a["nginx.ingress.kubernetes.io/canary-weight"] or false
+  a["nginx.ingress.kubernetes.io/canary-weight"] = obj.weight
 end
 
 a["nginx.ingress.kubernetes.io/canary"] = "true"

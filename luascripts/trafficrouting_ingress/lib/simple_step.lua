@@ -3,9 +3,9 @@
 -- on a stable Ingress without request header control of its own; and on MSE the lane tag for the
 -- service subset. canary.lua embeds it and runs it (loadstring) under pcall, with its globals:
 -- the annotations `a` and the record of what the run writes, `keep`. It checks the whole step
--- first and returns nil, having written nothing, on anything else, including every rule any_step.lua refuses (which then says why);
--- otherwise it writes exactly what any_step.lua would (plugin.TestIngressSimpleStepAgrees) and
--- returns true.
+-- first and returns nil, having written nothing, on anything else, including every rule
+-- any_step.lua refuses (which then says why); otherwise it writes exactly what any_step.lua would
+-- (plugin.TestIngressSimpleStepAgrees) and returns true.
 --
 -- Indexing what is not there (a match without headers, a modifier without set) raises an error
 -- here on purpose: under pcall that declines the step like a `return`, and it costs no tokens to

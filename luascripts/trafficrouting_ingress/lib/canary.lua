@@ -65,28 +65,35 @@ for k, v in pairs(kept) do
 end
 
 -- ---------------------------------------------------------------------------------------------
--- The step: a weight alone is written here; anything else goes to simple_step.lua, and to
--- any_step.lua when simple_step.lua declines it (it has then written nothing), by returning nil
--- or raising an error, which pcall turns into the same.
+-- The step: a weight alone is written here; anything else goes to simple_step.lua, which
+-- returns what it would write, and to any_step.lua when simple_step.lua declines it, by
+-- returning nil or raising an error, which pcall turns into the same.
 -- ---------------------------------------------------------------------------------------------
 --#embed SIMPLE_STEP simple_step.lua
 --#embed ANY_STEP any_step.lua
+w = {}
 --#if mse
 if obj.matches or obj.requestHeaderModifier or a["mse.ingress.kubernetes.io/service-subset"] then
 --#else
 if obj.matches or obj.requestHeaderModifier then
 --#end
-  -- done is true when the simple step wrote the step; nil when it declined; on an error (pcall's
-  -- first value false), the error's message.
-  local _, done = pcall(loadstring(SIMPLE_STEP))
-  if done ~= true then
+  -- simple is the table of what the simple step writes; nil when it declined; on an error
+  -- (pcall's first value false), the error's message.
+  local _, simple = pcall(loadstring(SIMPLE_STEP))
+  if type(simple) == "table" then
+    w = simple
+  else
     loadstring(ANY_STEP)()
   end
 elseif obj.weight ~= "-1" then
-  -- The only key this step writes; keep records its value before the run (already put back
-  -- above), the next kruise-lanes.io/owned.
-  keep["nginx.ingress.kubernetes.io/canary-weight"] = a["nginx.ingress.kubernetes.io/canary-weight"] or false
-  a["nginx.ingress.kubernetes.io/canary-weight"] = obj.weight
+  w["nginx.ingress.kubernetes.io/canary-weight"] = obj.weight
+end
+-- What the weight-only or the simple step writes, each key once, is applied in this one loop (a
+-- function would cost a compile of its own): keep records each key's value before the run
+-- (already put back above), the next kruise-lanes.io/owned.
+for k, v in pairs(w) do
+  keep[k] = a[k] or false
+  a[k] = v
 end
 
 a["nginx.ingress.kubernetes.io/canary"] = "true"

@@ -1,16 +1,16 @@
 -- simple_step.lua: the lane step lanes run most (seed 002), in the fewest tokens: one match of
 -- one exact header, or none; requestHeaderModifier setting one header (the lane header), or none,
 -- on a stable Ingress without request header control of its own; and on MSE the lane tag for the
--- service subset. canary.lua embeds it and runs it (loadstring) under pcall, with its globals:
--- the annotations `a` and the record of what the run writes, `keep`. It checks the whole step
--- first and returns nil, having written nothing, on anything else, including every rule
--- any_step.lua refuses (which then says why); otherwise it writes exactly what any_step.lua would
--- (plugin.TestIngressSimpleStepAgrees) and returns true.
+-- service subset. canary.lua embeds it and runs it (loadstring) under pcall, with its global `a`
+-- (the annotations, which it only reads). It returns nil on anything else, including every rule
+-- any_step.lua refuses (which then says why); otherwise a table of the keys to write and their
+-- values, exactly what any_step.lua would write (plugin.TestIngressSimpleStepAgrees), which
+-- canary.lua applies.
 --
 -- Indexing what is not there (a match without headers, a modifier without set) raises an error
 -- here on purpose: under pcall that declines the step like a `return`, and it costs no tokens to
--- guard against. Every value the step writes goes through a concatenation in the checks (which
--- raises on anything but a string), so nothing after the first write can raise. `none` stands for
+-- guard against. Every header name and value it returns goes through a concatenation in the
+-- checks (which raises on anything but a string), so it returns only strings. `none` stands for
 -- the header match or the header set a step does not have: the checks read it like the others,
 -- and it passes them.
 --
@@ -40,9 +40,7 @@ if tagged and not (r and s.name:lower() == (lane == "" and DEFAULT_LANE_HEADER o
 end
 --#end
 
--- What the step writes, each key once, goes through one loop (a function would cost a chunk of
--- its own to compile): keep records each key's value before the run, the next
--- kruise-lanes.io/owned.
+-- What the step writes, each key once.
 local w = {}
 if m then
   w["nginx.ingress.kubernetes.io/canary-by-header"] = h.name
@@ -58,8 +56,4 @@ if tagged then
   w["mse.ingress.kubernetes.io/service-subset"] = s.value
 end
 --#end
-for k, v in pairs(w) do
-  keep[k] = a[k] or false
-  a[k] = v
-end
-return true
+return w

@@ -71,7 +71,7 @@ end
 -- ---------------------------------------------------------------------------------------------
 --#embed SIMPLE_STEP simple_step.lua
 --#embed ANY_STEP any_step.lua
-w = {}
+local w = {}
 --#if mse
 if obj.matches or obj.requestHeaderModifier or a["mse.ingress.kubernetes.io/service-subset"] then
 --#else

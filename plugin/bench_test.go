@@ -16,12 +16,12 @@ import (
 
 // benchInputs are the steps the script benchmarks run, per class type: the seed 002 lane step
 // (a header match and the lane header set), a weighted step (20%, no matches), both of which our
-// scripts serve from simple_step.lua, and a step with a header ANDed with a query parameter, which
-// takes any_step.lua (simple is false). Each is the first step of a golden case, run on the stable
+// scripts serve on their fast path, and a step with a header ANDed with a query parameter, which
+// takes any_step.lua (fast is false). Each is the first step of a golden case, run on the stable
 // Ingress's annotations.
 var benchInputs = map[string][]struct {
 	name, path string
-	simple     bool
+	fast       bool
 }{
 	"mse": {
 		{"seed002", "trafficrouting_ingress/testdata/mse/seed002_header_match_lane_tag.yaml", true},

@@ -17,7 +17,7 @@ import (
 // FuzzIngressScripts feeds arbitrary weights, match conditions, header modifications and existing
 // annotations to both providers. A script may refuse the input only with its own validation
 // sentence; it must never fail at run time, and what it returns must be safe to apply. The
-// script's simple_step.lua changes nothing: with it switched off the outcome is the same.
+// script's fast path changes nothing: with it switched off the outcome is the same.
 func FuzzIngressScripts(f *testing.F) {
 	f.Add("20", "User-Agent", "xiaoming", false, "lane", "gray", "x-mse-tag", "gray", "x-internal", "", true)
 	f.Add("-1", "canary-by-cookie", "c", false, "", "", "x-mse-tag", "blue", "", "x-mse-tag gray", false)
@@ -29,7 +29,7 @@ func FuzzIngressScripts(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		scripts[name], general[name] = string(b), withoutSimpleStep(f, string(b))
+		scripts[name], general[name] = string(b), withoutFastPath(f, string(b))
 	}
 	f.Fuzz(func(t *testing.T, weight, hName, hValue string, hRegex bool, qName, qValue, setName, setValue, remove, existing string, subset bool) {
 		typ := gatewayv1beta1.HeaderMatchExact
@@ -63,7 +63,7 @@ func FuzzIngressScripts(f *testing.F) {
 			out, err := RunIngressScript(script, in)
 			want, wantErr := RunIngressScript(general[name], in)
 			if fmt.Sprint(err) != fmt.Sprint(wantErr) || !maps.Equal(out, want) {
-				t.Errorf("%s: simple_step.lua changes the outcome:\nshipped       %v, %v\nany_step only %v, %v", name, out, err, want, wantErr)
+				t.Errorf("%s: the fast path changes the outcome:\nshipped       %v, %v\nany_step only %v, %v", name, out, err, want, wantErr)
 			}
 			if err != nil {
 				var scriptErr *ScriptError

@@ -44,12 +44,17 @@ REFUSAL = "higress ingress provider: "
 -- puts those values back (false removes the key), so nothing of an earlier step survives and a
 -- user's own annotation is merged with, never replaced by, the lane's. A canary Ingress without
 -- it (just created from the stable Ingress, or written by Kruise's own script) gets the map
--- below instead: the canary keys only a canary Ingress carries, removed (also the query keys
--- Kruise's mse.lua writes). One JSON decode does all of it, and costs far less than the code
--- that would do it key by key (the cost of a call follows the tokens it parses).
+-- below instead: the canary keys Kruise's own script for the class writes, removed (on MSE also
+-- the query keys; Kruise's higress.lua writes none). One JSON decode does all of it, and costs
+-- far less than the code that would do it key by key (the cost of a call follows the tokens it
+-- parses).
 -- ---------------------------------------------------------------------------------------------
 a, keep = obj.annotations or {}, {}
+--#if mse
 kept = json.decode(a["kruise-lanes.io/owned"] or '{"nginx.ingress.kubernetes.io/canary-by-cookie":false,"nginx.ingress.kubernetes.io/canary-by-header":false,"nginx.ingress.kubernetes.io/canary-by-header-pattern":false,"nginx.ingress.kubernetes.io/canary-by-header-value":false,"nginx.ingress.kubernetes.io/canary-weight":false,"nginx.ingress.kubernetes.io/canary-by-query":false,"nginx.ingress.kubernetes.io/canary-by-query-pattern":false,"nginx.ingress.kubernetes.io/canary-by-query-value":false,"mse.ingress.kubernetes.io/canary-by-query":false,"mse.ingress.kubernetes.io/canary-by-query-pattern":false,"mse.ingress.kubernetes.io/canary-by-query-value":false}')
+--#else
+kept = json.decode(a["kruise-lanes.io/owned"] or '{"nginx.ingress.kubernetes.io/canary-by-cookie":false,"nginx.ingress.kubernetes.io/canary-by-header":false,"nginx.ingress.kubernetes.io/canary-by-header-pattern":false,"nginx.ingress.kubernetes.io/canary-by-header-value":false,"nginx.ingress.kubernetes.io/canary-weight":false}')
+--#end
 if type(kept) ~= "table" then
   error(REFUSAL .. "annotation kruise-lanes.io/owned is not valid JSON; restore it from the stable Ingress or delete the canary Ingress", 0)
 end
@@ -65,32 +70,65 @@ for k, v in pairs(kept) do
 end
 
 -- ---------------------------------------------------------------------------------------------
--- The step: a weight alone is written here; anything else goes to simple_step.lua, which
--- returns what it would write, and to any_step.lua when simple_step.lua declines it, by
--- returning nil or raising an error, which pcall turns into the same.
+-- The step. The steps lanes run most (seed 002: at most one match of one exact header, at most a
+-- `set` of one header, the lane header, on a stable Ingress without request header control of its
+-- own; on MSE the lane tag for the service subset; or a weight alone) are read and written here;
+-- any_step.lua takes every other step (declined).
+--
+-- Each of matches and requestHeaderModifier is read in one pattern match of its JSON encoding
+-- (Kruise's json.encode: Go's encoding/json, keys in sorted order, every character that needs it
+-- escaped with a backslash), which costs a fraction of the tokens that reading it field by field
+-- would (the cost of a call follows the tokens it parses). A pattern matches only the exact shape
+-- above: one match with only `headers`, one header of type Exact (the API server fills the type
+-- in, Kruise's CRDs default it to Exact; without one the step goes to any_step.lua, which reads
+-- it as Exact); a modifier with only `set`, one header with a value. Names are RFC 7230 tokens
+-- and values hold no backslash, so no escaped character (CR, LF, NUL, a quote, any control
+-- character) and the captured value is the value itself. Whatever does not match goes to
+-- any_step.lua, which accepts it or says why not.
 -- ---------------------------------------------------------------------------------------------
---#embed SIMPLE_STEP simple_step.lua
 --#embed ANY_STEP any_step.lua
-local w = {}
+local m, r, w = obj.matches, obj.requestHeaderModifier, {}
+local hn, hv = json.encode(m or ""):match('^%[{"headers":%[{"name":"([%w!#$%%&\'*+%-.^_`|~]+)","type":"Exact","value":"([^"\\]*)"}%]}%]$')
+local sn, sv = json.encode(r or ""):match('^{"set":%[{"name":"([%w!#$%%&\'*+%-.^_`|~]+)","value":"([^"\\]+)"}%]}$')
 --#if mse
-if obj.matches or obj.requestHeaderModifier or a["mse.ingress.kubernetes.io/service-subset"] then
---#else
-if obj.matches or obj.requestHeaderModifier then
+-- The lane tag: the value set for the lane header, a label value other than "base" (to..to is a
+-- valid label value of two or more characters exactly when to is a valid label value).
+local lane = a["kruise-lanes.io/lane-header"] or ""
+local tagged = a["mse.ingress.kubernetes.io/service-subset"] and (m or obj.weight ~= "-1" and obj.weight ~= "0")
 --#end
-  -- simple is the table of what the simple step writes; nil when it declined; on an error
-  -- (pcall's first value false), the error's message.
-  local _, simple = pcall(loadstring(SIMPLE_STEP))
-  if type(simple) == "table" then
-    w = simple
-  else
-    loadstring(ANY_STEP)()
+-- canary-by-cookie is no header but the cookie pseudo-header, which any_step.lua reads.
+--#if mse
+local declined = m and (not hn or hn == "canary-by-cookie") or r and (not sn or a["mse.ingress.kubernetes.io/request-header-control-update"])
+  or tagged and not (sn and sn:lower() == (lane == "" and DEFAULT_LANE_HEADER or lane):lower() and #sv < 64
+    and sv ~= "base" and (sv .. sv):find("^[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]$"))
+--#else
+local declined = m and (not hn or hn == "canary-by-cookie") or r and (not sn or a["higress.io/request-header-control-update"])
+--#end
+if declined then
+  loadstring(ANY_STEP)()
+else
+  if m then
+    w["nginx.ingress.kubernetes.io/canary-by-header"] = hn
+    w["nginx.ingress.kubernetes.io/canary-by-header-value"] = hv
+  elseif obj.weight ~= "-1" then
+    w["nginx.ingress.kubernetes.io/canary-weight"] = obj.weight
   end
-elseif obj.weight ~= "-1" then
-  w["nginx.ingress.kubernetes.io/canary-weight"] = obj.weight
+  if sn then
+--#if mse
+    w["mse.ingress.kubernetes.io/request-header-control-update"] = sn .. " " .. sv
+--#else
+    w["higress.io/request-header-control-update"] = sn .. " " .. sv
+--#end
+  end
+--#if mse
+  if tagged then
+    w["mse.ingress.kubernetes.io/service-subset"] = sv
+  end
+--#end
 end
--- What the weight-only or the simple step writes, each key once, is applied in this one loop (a
--- function would cost a compile of its own): keep records each key's value before the run
--- (already put back above), the next kruise-lanes.io/owned.
+-- What the step writes, each key once, is applied in this one loop (a function would cost a
+-- compile of its own): keep records each key's value before the run (already put back above), the
+-- next kruise-lanes.io/owned. any_step.lua writes through its own put, to the same effect.
 for k, v in pairs(w) do
   keep[k] = a[k] or false
   a[k] = v

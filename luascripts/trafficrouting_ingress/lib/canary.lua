@@ -84,12 +84,14 @@ end
 -- it as Exact); a modifier with only `set`, one header with a value. Names are RFC 7230 tokens
 -- and values hold no backslash, so no escaped character (CR, LF, NUL, a quote, any control
 -- character) and the captured value is the value itself. Whatever does not match goes to
--- any_step.lua, which accepts it or says why not.
+-- any_step.lua, which accepts it or says why not. An absent list is matched against the empty
+-- pattern instead, which spares a weighted step the compile of the long one (Kruise's runtime
+-- compiles a pattern on every call); its captures ("" and nil) are then never read.
 -- ---------------------------------------------------------------------------------------------
 --#embed ANY_STEP any_step.lua
 local m, r, w = obj.matches, obj.requestHeaderModifier, {}
-local hn, hv = json.encode(m or ""):match('^%[{"headers":%[{"name":"([%w!#$%%&\'*+%-.^_`|~]+)","type":"Exact","value":"([^"\\]*)"}%]}%]$')
-local sn, sv = json.encode(r or ""):match('^{"set":%[{"name":"([%w!#$%%&\'*+%-.^_`|~]+)","value":"([^"\\]+)"}%]}$')
+local hn, hv = json.encode(m or ""):match(m and '^%[{"headers":%[{"name":"([%w!#$%%&\'*+%-.^_`|~]+)","type":"Exact","value":"([^"\\]*)"}%]}%]$' or "")
+local sn, sv = json.encode(r or ""):match(r and '^{"set":%[{"name":"([%w!#$%%&\'*+%-.^_`|~]+)","value":"([^"\\]+)"}%]}$' or "")
 --#if mse
 -- The lane tag: the value set for the lane header, a label value other than "base" (to..to is a
 -- valid label value of two or more characters exactly when to is a valid label value).
@@ -99,7 +101,7 @@ local tagged = a["mse.ingress.kubernetes.io/service-subset"] and (m or obj.weigh
 -- canary-by-cookie is no header but the cookie pseudo-header, which any_step.lua reads.
 --#if mse
 local declined = m and (not hn or hn == "canary-by-cookie") or r and (not sn or a["mse.ingress.kubernetes.io/request-header-control-update"])
-  or tagged and not (sn and sn:lower() == (lane == "" and DEFAULT_LANE_HEADER or lane):lower() and #sv < 64
+  or tagged and not (r and sn:lower() == (lane == "" and DEFAULT_LANE_HEADER or lane):lower() and #sv < 64
     and sv ~= "base" and (sv .. sv):find("^[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]$"))
 --#else
 local declined = m and (not hn or hn == "canary-by-cookie") or r and (not sn or a["higress.io/request-header-control-update"])
@@ -113,7 +115,7 @@ else
   elseif obj.weight ~= "-1" then
     w["nginx.ingress.kubernetes.io/canary-weight"] = obj.weight
   end
-  if sn then
+  if r then
 --#if mse
     w["mse.ingress.kubernetes.io/request-header-control-update"] = sn .. " " .. sv
 --#else

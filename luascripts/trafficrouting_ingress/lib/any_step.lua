@@ -1,6 +1,6 @@
 -- any_step.lua: one canary step with every rule the ingress providers express, and the sentence
--- for every rule they refuse. canary.lua embeds it and runs it (loadstring) when simple_step.lua
--- declines a step, with the entry's globals: the canary Ingress's annotations `a` (the stable
+-- for every rule they refuse. canary.lua embeds it and runs it (loadstring) for a step its fast
+-- path declines, with the entry's globals: the canary Ingress's annotations `a` (the stable
 -- Ingress's, restored), `keep`, the record of what the run writes, the default lane header
 -- DEFAULT_LANE_HEADER and the provider's refusal prefix REFUSAL.
 

@@ -7,18 +7,19 @@
 --
 -- Kruise parses and compiles the whole script text on every call, so the cost of a call follows
 -- the number of tokens it parses (and, far less, the length of its strings). `make generate`
--- (luascripts/generate_test.go) builds each provider from four files:
---   - this one, the entry: the bookkeeping every step needs, a weight-only step, and the result;
---   - simple_step.lua, the steps lanes run most (at most one match of one exact header, at most
---     one header set, the lane tag), which writes nothing and returns nil on anything else;
+-- (luascripts/generate_test.go) builds each provider from three files:
+--   - this one, the entry: the bookkeeping every step needs, the steps lanes run most (at most
+--     one match of one exact header, at most one header set, the lane tag; or a weight alone),
+--     and the result;
 --   - any_step.lua, every rule the providers express, with the sentence for every rule they
---     refuse;
+--     refuse, for every step the entry declines;
 --   - old_bookkeeping.lua, which reads the bookkeeping of the scripts before this format.
--- The last three are embedded here as string constants (the `--#embed` lines), so a call scans
--- them as strings, about a tenth of the cost of parsing them as code, and compiles only what the
--- step needs (loadstring). `--#if <provider>` ... `--#else` ... `--#end` blocks are kept only in
--- that provider's file; comments and spare whitespace are dropped (luascripts/minify_test.go).
--- The code prefers one generic loop to several specialised functions, and writes annotation keys
+-- The last two are embedded here as string constants (the `--#embed` lines), so a call scans
+-- them as strings, a small part of the cost of parsing them as code, and compiles one
+-- (loadstring) only when the step needs it. `--#if <provider>` ... `--#else` ... `--#end` blocks
+-- are kept only in that provider's file; comments and spare whitespace are dropped
+-- (luascripts/minify_test.go). The code prefers one generic loop to several specialised
+-- functions, defines no function (each costs a compile of its own), and writes annotation keys
 -- out in full rather than through constants.
 --
 -- The chunks share the entry's state as globals (DEFAULT_LANE_HEADER, REFUSAL, a, kept, keep):
@@ -70,10 +71,12 @@ for k, v in pairs(kept) do
 end
 
 -- ---------------------------------------------------------------------------------------------
--- The step. The steps lanes run most (seed 002: at most one match of one exact header, at most a
--- `set` of one header, the lane header, on a stable Ingress without request header control of its
--- own; on MSE the lane tag for the service subset; or a weight alone) are read and written here;
--- any_step.lua takes every other step (declined).
+-- The step, on the fast path or in any_step.lua. The fast path reads and writes the steps lanes
+-- run most: seed 002's (at most one match of one exact header, at most a `set` of one header, the
+-- lane header, on a stable Ingress without request header control of its own; on MSE the lane
+-- tag for the service subset) and a weight alone. any_step.lua takes every other step
+-- (`declined`; plugin.TestIngressFastPathAgrees switches the fast path off there and requires the
+-- same outcome for every golden case).
 --
 -- Each of matches and requestHeaderModifier is read in one pattern match of its JSON encoding
 -- (Kruise's json.encode: Go's encoding/json, keys in sorted order, every character that needs it

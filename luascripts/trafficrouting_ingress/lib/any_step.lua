@@ -183,6 +183,11 @@ for _, op in ipairs(obj.requestHeaderModifier and { "set", "add", "remove" } or 
     end
   end
   if added then
+    -- The stable Ingress's own entries go into the merged value as they are, which is ours to
+    -- write: refused if they hold what could smuggle a header line.
+    if (a[key] or ""):find(sep == "," and "[\r\n%z]" or "[\r%z]") then
+      fail("annotation %s of the stable Ingress holds CR, LF or NUL, which could smuggle a second header line into the merged value: remove it there", key)
+    end
     put(key, table.concat(entries, sep))
   end
 end

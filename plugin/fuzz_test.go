@@ -17,12 +17,19 @@ import (
 // FuzzIngressScripts feeds arbitrary weights, match conditions, header modifications and existing
 // annotations to both providers. A script may refuse the input only with its own validation
 // sentence; it must never fail at run time, and what it returns must be safe to apply. The
-// script's fast path changes nothing: with it switched off the outcome is the same.
+// script's fast path changes nothing: with it switched off the outcome is the same. shape drops
+// parts of the step, so that every shape the fast path reads is fuzzed: bit 1 the header's type,
+// 2 the matches, 4 the header modifier, 8 the stable Ingress's header control annotation, and 16
+// puts that annotation under higress.io/ instead of mse.ingress.kubernetes.io/.
 func FuzzIngressScripts(f *testing.F) {
-	f.Add("20", "User-Agent", "xiaoming", false, "lane", "gray", "x-mse-tag", "gray", "x-internal", "", true)
-	f.Add("-1", "canary-by-cookie", "c", false, "", "", "x-mse-tag", "blue", "", "x-mse-tag gray", false)
-	f.Add("-1", "x-a", ".*", true, "q", "(", "bad name", "v\r\nx: y", "a,b", "x-old 1\nx-older 2", true)
-	f.Add("0", "", "", false, "", "", "", "", "", "", false)
+	f.Add("20", "User-Agent", "xiaoming", false, "lane", "gray", "x-mse-tag", "gray", "x-internal", "", true, uint8(0))
+	f.Add("-1", "canary-by-cookie", "c", false, "", "", "x-mse-tag", "blue", "", "x-mse-tag gray", false, uint8(0))
+	f.Add("-1", "x-a", ".*", true, "q", "(", "bad name", "v\r\nx: y", "a,b", "x-old 1\nx-older 2", true, uint8(0))
+	f.Add("0", "", "", false, "", "", "", "", "", "", false, uint8(0))
+	f.Add("20", "User-Agent", "xiaoming", false, "", "", "x-mse-tag", "gray", "", "", false, uint8(8))
+	f.Add("20", "User-Agent", "xiaoming", false, "", "", "x-mse-tag", "gray", "", "", true, uint8(1|8))
+	f.Add("30", "", "", false, "", "", "x-mse-tag", "gray", "", "", true, uint8(2|8))
+	f.Add("-1", "User-Agent", "xiaoming", false, "", "", "", "", "", "x-mse-tag blue", false, uint8(4|16))
 	scripts, general := map[string]string{}, map[string]string{}
 	for _, name := range luascripts.IngressProviders() {
 		b, err := luascripts.Ingress(name)
@@ -31,7 +38,7 @@ func FuzzIngressScripts(f *testing.F) {
 		}
 		scripts[name], general[name] = string(b), withoutFastPath(f, string(b))
 	}
-	f.Fuzz(func(t *testing.T, weight, hName, hValue string, hRegex bool, qName, qValue, setName, setValue, remove, existing string, subset bool) {
+	f.Fuzz(func(t *testing.T, weight, hName, hValue string, hRegex bool, qName, qValue, setName, setValue, remove, existing string, subset bool, shape uint8) {
 		typ := gatewayv1beta1.HeaderMatchExact
 		if hRegex {
 			typ = gatewayv1beta1.HeaderMatchRegularExpression
@@ -40,7 +47,17 @@ func FuzzIngressScripts(f *testing.F) {
 		if qName != "" {
 			match.QueryParams = []gatewayv1beta1.HTTPQueryParamMatch{{Name: gatewayv1beta1.HTTPHeaderName(qName), Value: qValue}}
 		}
-		annotations := map[string]string{"mse.ingress.kubernetes.io/request-header-control-update": existing}
+		if shape&1 != 0 {
+			match.Headers[0].Type = nil
+		}
+		control := "mse.ingress.kubernetes.io/request-header-control-update"
+		if shape&16 != 0 {
+			control = "higress.io/request-header-control-update"
+		}
+		annotations := map[string]string{control: existing}
+		if shape&8 != 0 {
+			delete(annotations, control)
+		}
 		if !utf8.ValidString(existing) {
 			// The API server keeps annotations as JSON strings: a stable Ingress's are valid UTF-8.
 			t.Skip("annotation values are valid UTF-8")
@@ -59,6 +76,12 @@ func FuzzIngressScripts(f *testing.F) {
 		if remove != "" {
 			in.RequestHeaderModifier.Remove = strings.Split(remove, ",")
 		}
+		if shape&2 != 0 {
+			in.Matches = nil
+		}
+		if shape&4 != 0 {
+			in.RequestHeaderModifier = nil
+		}
 		for name, script := range scripts {
 			out, err := RunIngressScript(script, in)
 			want, wantErr := RunIngressScript(general[name], in)
@@ -76,7 +99,7 @@ func FuzzIngressScripts(f *testing.F) {
 				t.Errorf("%s: canary annotation missing: %v", name, out)
 			}
 			for k, v := range out {
-				if strings.HasPrefix(k, "kruise-lanes.io/") || k == "mse.ingress.kubernetes.io/request-header-control-update" && v == existing {
+				if strings.HasPrefix(k, "kruise-lanes.io/") || k == control && v == existing {
 					continue
 				}
 				if strings.ContainsAny(v, "\r\x00") || strings.Contains(v, "\n") && !strings.Contains(k, "request-header-control") {

@@ -54,9 +54,9 @@ func FuzzIngressScripts(f *testing.F) {
 		if shape&16 != 0 {
 			control = "higress.io/request-header-control-update"
 		}
-		annotations := map[string]string{control: existing}
-		if shape&8 != 0 {
-			delete(annotations, control)
+		annotations := map[string]string{}
+		if shape&8 == 0 {
+			annotations[control] = existing
 		}
 		if !utf8.ValidString(existing) {
 			// The API server keeps annotations as JSON strings: a stable Ingress's are valid UTF-8.

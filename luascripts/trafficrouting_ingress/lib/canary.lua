@@ -93,6 +93,11 @@ end
 -- ---------------------------------------------------------------------------------------------
 --#embed ANY_STEP any_step.lua
 local m, r, w = obj.matches, obj.requestHeaderModifier, {}
+--#if mse
+local control = "mse.ingress.kubernetes.io/request-header-control-update"
+--#else
+local control = "higress.io/request-header-control-update"
+--#end
 local hn, hv = json.encode(m or ""):match(m and '^%[{"headers":%[{"name":"([%w!#$%%&\'*+%-.^_`|~]+)","type":"Exact","value":"([^"\\]*)"}%]}%]$' or "")
 local sn, sv = json.encode(r or ""):match(r and '^{"set":%[{"name":"([%w!#$%%&\'*+%-.^_`|~]+)","value":"([^"\\]+)"}%]}$' or "")
 --#if mse
@@ -102,12 +107,10 @@ local lane = a["kruise-lanes.io/lane-header"] or ""
 local tagged = a["mse.ingress.kubernetes.io/service-subset"] and (m or obj.weight ~= "-1" and obj.weight ~= "0")
 --#end
 -- canary-by-cookie is no header but the cookie pseudo-header, which any_step.lua reads.
+local declined = m and (not hn or hn == "canary-by-cookie") or r and (not sn or a[control])
 --#if mse
-local declined = m and (not hn or hn == "canary-by-cookie") or r and (not sn or a["mse.ingress.kubernetes.io/request-header-control-update"])
   or tagged and not (r and sn:lower() == (lane == "" and DEFAULT_LANE_HEADER or lane):lower() and #sv < 64
     and sv ~= "base" and (sv .. sv):find("^[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]$"))
---#else
-local declined = m and (not hn or hn == "canary-by-cookie") or r and (not sn or a["higress.io/request-header-control-update"])
 --#end
 if declined then
   loadstring(ANY_STEP)()
@@ -119,11 +122,7 @@ else
     w["nginx.ingress.kubernetes.io/canary-weight"] = obj.weight
   end
   if r then
---#if mse
-    w["mse.ingress.kubernetes.io/request-header-control-update"] = sn .. " " .. sv
---#else
-    w["higress.io/request-header-control-update"] = sn .. " " .. sv
---#end
+    w[control] = sn .. " " .. sv
   end
 --#if mse
   if tagged then

@@ -13,6 +13,17 @@ func TestWithDefaultLaneHeader(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if name == "higress" {
+				// Higress derives no lane tag, so its script reads no default lane header.
+				if bytes.Contains(script, defaultLaneHeaderName) {
+					t.Fatalf("the higress script names %s, which it does not read", defaultLaneHeaderName)
+				}
+				got, err := WithDefaultLaneHeader(script, "x-lane")
+				if err != nil || !bytes.Equal(got, script) {
+					t.Errorf("WithDefaultLaneHeader on a script without the line: changed %v, error %v; want it as it is", !bytes.Equal(got, script), err)
+				}
+				return
+			}
 			if !bytes.Contains(script, []byte(`DEFAULT_LANE_HEADER = "`+BuiltinLaneHeader+`"`)) {
 				t.Fatalf("the embedded %s script does not default to %s", name, BuiltinLaneHeader)
 			}

@@ -40,16 +40,17 @@ func replaceChunk(t testing.TB, script, name, text string) string {
 	return ""
 }
 
-// fastPathDecision is the entry's statement that decides whether any_step.lua takes the step.
-const fastPathDecision = "local declined="
+// fastPathDecision ends the entry's condition under which any_step.lua takes the step.
+const fastPathDecision = "then loadstring(ANY_STEP)()"
 
-// withoutFastPath is script with the fast path declining every step.
+// withoutFastPath is script with the fast path declining every step: its condition ORed with
+// true.
 func withoutFastPath(t testing.TB, script string) string {
 	t.Helper()
 	if n := strings.Count(script, fastPathDecision); n != 1 {
 		t.Fatalf("the script has %d statements %q, want 1", n, fastPathDecision)
 	}
-	return strings.Replace(script, fastPathDecision, fastPathDecision+"true or ", 1)
+	return strings.Replace(script, fastPathDecision, "or true "+fastPathDecision, 1)
 }
 
 // fastPathOnly is script failing every step that the fast path declines.

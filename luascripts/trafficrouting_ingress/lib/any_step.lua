@@ -1,9 +1,14 @@
 -- any_step.lua: one canary step with every rule the ingress providers express, and the sentence
 -- for every rule they refuse. canary.lua embeds it and runs it (loadstring) for a step its fast
 -- path declines, with the entry's globals: the canary Ingress's annotations `a` (the stable
--- Ingress's, restored), `keep`, the record of what the run writes, the default lane header
--- DEFAULT_LANE_HEADER and the provider's refusal prefix REFUSAL.
+-- Ingress's, restored), `keep`, the record of what the run writes, and on MSE the default lane
+-- header DEFAULT_LANE_HEADER.
 
+--#if mse
+REFUSAL = "mse ingress provider: "
+--#else
+REFUSAL = "higress ingress provider: "
+--#end
 -- put writes a key the script owns; the first time in a run it records the key's value before
 -- the run (already put back) in keep, the next kruise-lanes.io/owned.
 local function put(k, v)
@@ -12,9 +17,32 @@ local function put(k, v)
   end
   a[k] = v
 end
+-- fail refuses the step with a sentence that starts with the provider's name.
 local function fail(f, ...)
   error(REFUSAL .. f:format(...), 0)
 end
+
+-- ---------------------------------------------------------------------------------------------
+-- The bookkeeping of the scripts before kruise-lanes.io/owned, so that a release begun under an
+-- older build goes on: they listed the keys they wrote in kruise-lanes.io/owned-keys (a comma
+-- list) and the stable Ingress's values for some of them in kruise-lanes.io/preserved (a JSON
+-- object, written only beside owned-keys): a listed key without a preserved value had none. Both
+-- are put back here and dropped, so this run's kruise-lanes.io/owned replaces them.
+-- ---------------------------------------------------------------------------------------------
+if a["kruise-lanes.io/owned-keys"] then
+  local preserved = json.decode(a["kruise-lanes.io/preserved"] ~= "" and a["kruise-lanes.io/preserved"] or "{}")
+  if type(preserved) ~= "table" then
+    fail("annotation kruise-lanes.io/preserved is not valid JSON; restore it from the stable Ingress or delete the canary Ingress")
+  end
+  for k in (a["kruise-lanes.io/owned-keys"] .. ","):gmatch("([^,]*),") do
+    a[k] = nil
+  end
+  for k, v in pairs(preserved) do
+    a[k] = v
+  end
+  a["kruise-lanes.io/owned-keys"], a["kruise-lanes.io/preserved"] = nil, nil
+end
+
 --#if mse
 -- MSE: query canary, request header control and service subset under mse.ingress.kubernetes.io/.
 local PREFIX = "mse.ingress.kubernetes.io/"

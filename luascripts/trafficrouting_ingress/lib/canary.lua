@@ -7,36 +7,35 @@
 --
 -- Kruise parses and compiles the whole script text on every call, so the cost of a call follows
 -- the number of tokens it parses (and, far less, the length of its strings). `make generate`
--- (luascripts/generate_test.go) builds each provider from three files:
+-- (luascripts/generate_test.go) builds each provider from two files:
 --   - this one, the entry: the bookkeeping every step needs, the steps lanes run most (at most
 --     one match of one exact header, at most one header set, the lane tag; or a weight alone),
 --     and the result;
 --   - any_step.lua, every rule the providers express, with the sentence for every rule they
---     refuse, for every step the entry declines;
---   - old_bookkeeping.lua, which reads the bookkeeping of the scripts before this format.
--- The last two are embedded here as string constants (the `--#embed` lines), so a call scans
--- them as strings, a small part of the cost of parsing them as code, and compiles one
--- (loadstring) only when the step needs it. `--#if <provider>` ... `--#else` ... `--#end` blocks
--- are kept only in that provider's file; comments and spare whitespace are dropped
--- (luascripts/minify_test.go). The code prefers one generic loop to several specialised
--- functions, defines no function (each costs a compile of its own), and writes annotation keys
--- out in full rather than through constants.
+--     refuse, for every step the entry declines (and the bookkeeping of the scripts before this
+--     format).
+-- The second is embedded here as a string constant (the `--#embed` line), so a call scans it as
+-- a string, a small part of the cost of parsing it as code, and compiles it (loadstring) only
+-- when the step needs it. `--#if <provider>` ... `--#else` ... `--#end` blocks are kept only in
+-- that provider's file; comments and spare whitespace are dropped (luascripts/minify_test.go).
+-- The code prefers one generic loop to several specialised functions, defines no function (each
+-- costs a compile of its own), and writes annotation keys out in full rather than through
+-- constants.
 --
--- The chunks share the entry's state as globals (DEFAULT_LANE_HEADER, REFUSAL, a, kept, keep):
+-- any_step.lua shares the entry's state as globals (DEFAULT_LANE_HEADER on MSE, a, keep):
 -- Kruise runs every call in a fresh Lua state, so nothing outlives the call, and globals spare
 -- each chunk the tokens of taking and naming its arguments.
 --
 -- Rules the data plane cannot express raise error(...): Kruise then reports the sentence in the
--- Rollout's or TrafficRouting's status message instead of programming a partial rule.
+-- Rollout's or TrafficRouting's status message instead of programming a partial rule. Every
+-- sentence starts with the provider's name ("mse ingress provider: ", "higress ingress
+-- provider: "; any_step.lua's REFUSAL).
 
--- The manager's --lane-header. The installer rewrites this one line (luascripts.WithDefaultLaneHeader)
--- so the script and the manager use the same default; keep it on a line of its own.
-DEFAULT_LANE_HEADER = "x-mse-tag"
--- Every refusal starts with the provider's name.
 --#if mse
-REFUSAL = "mse ingress provider: "
---#else
-REFUSAL = "higress ingress provider: "
+-- The manager's --lane-header. The installer rewrites this one line (luascripts.WithDefaultLaneHeader)
+-- so the script and the manager use the same default; keep it on a line of its own. Only MSE
+-- reads it (for the lane tag), so the Higress provider carries none.
+DEFAULT_LANE_HEADER = "x-mse-tag"
 --#end
 
 -- ---------------------------------------------------------------------------------------------
@@ -48,24 +47,21 @@ REFUSAL = "higress ingress provider: "
 -- below instead: the canary keys Kruise's own script for the class writes, removed (on MSE also
 -- the query keys; Kruise's higress.lua writes none). One JSON decode does all of it, and costs
 -- far less than the code that would do it key by key (the cost of a call follows the tokens it
--- parses).
+-- parses). A canary Ingress written by the scripts before this format (kruise-lanes.io/owned-keys)
+-- goes to any_step.lua, which reads that bookkeeping too.
 -- ---------------------------------------------------------------------------------------------
 a, keep = obj.annotations or {}, {}
 --#if mse
-kept = json.decode(a["kruise-lanes.io/owned"] or '{"nginx.ingress.kubernetes.io/canary-by-cookie":false,"nginx.ingress.kubernetes.io/canary-by-header":false,"nginx.ingress.kubernetes.io/canary-by-header-pattern":false,"nginx.ingress.kubernetes.io/canary-by-header-value":false,"nginx.ingress.kubernetes.io/canary-weight":false,"nginx.ingress.kubernetes.io/canary-by-query":false,"nginx.ingress.kubernetes.io/canary-by-query-pattern":false,"nginx.ingress.kubernetes.io/canary-by-query-value":false,"mse.ingress.kubernetes.io/canary-by-query":false,"mse.ingress.kubernetes.io/canary-by-query-pattern":false,"mse.ingress.kubernetes.io/canary-by-query-value":false}')
---#else
-kept = json.decode(a["kruise-lanes.io/owned"] or '{"nginx.ingress.kubernetes.io/canary-by-cookie":false,"nginx.ingress.kubernetes.io/canary-by-header":false,"nginx.ingress.kubernetes.io/canary-by-header-pattern":false,"nginx.ingress.kubernetes.io/canary-by-header-value":false,"nginx.ingress.kubernetes.io/canary-weight":false}')
---#end
+local kept = json.decode(a["kruise-lanes.io/owned"] or '{"nginx.ingress.kubernetes.io/canary-by-cookie":false,"nginx.ingress.kubernetes.io/canary-by-header":false,"nginx.ingress.kubernetes.io/canary-by-header-pattern":false,"nginx.ingress.kubernetes.io/canary-by-header-value":false,"nginx.ingress.kubernetes.io/canary-weight":false,"nginx.ingress.kubernetes.io/canary-by-query":false,"nginx.ingress.kubernetes.io/canary-by-query-pattern":false,"nginx.ingress.kubernetes.io/canary-by-query-value":false,"mse.ingress.kubernetes.io/canary-by-query":false,"mse.ingress.kubernetes.io/canary-by-query-pattern":false,"mse.ingress.kubernetes.io/canary-by-query-value":false}')
 if type(kept) ~= "table" then
-  error(REFUSAL .. "annotation kruise-lanes.io/owned is not valid JSON; restore it from the stable Ingress or delete the canary Ingress", 0)
+  error("mse ingress provider: annotation kruise-lanes.io/owned is not valid JSON; restore it from the stable Ingress or delete the canary Ingress", 0)
 end
--- Scripts before this format kept the keys they wrote in a comma list, kruise-lanes.io/owned-keys,
--- and the stable Ingress's values in kruise-lanes.io/preserved: old_bookkeeping.lua adds both to
--- kept and removes them, so a release that began under an older build goes on.
---#embed OLD_BOOKKEEPING old_bookkeeping.lua
-if a["kruise-lanes.io/owned-keys"] or a["kruise-lanes.io/preserved"] then
-  loadstring(OLD_BOOKKEEPING)()
+--#else
+local kept = json.decode(a["kruise-lanes.io/owned"] or '{"nginx.ingress.kubernetes.io/canary-by-cookie":false,"nginx.ingress.kubernetes.io/canary-by-header":false,"nginx.ingress.kubernetes.io/canary-by-header-pattern":false,"nginx.ingress.kubernetes.io/canary-by-header-value":false,"nginx.ingress.kubernetes.io/canary-weight":false}')
+if type(kept) ~= "table" then
+  error("higress ingress provider: annotation kruise-lanes.io/owned is not valid JSON; restore it from the stable Ingress or delete the canary Ingress", 0)
 end
+--#end
 for k, v in pairs(kept) do
   a[k] = v or nil
 end
@@ -74,9 +70,9 @@ end
 -- The step, on the fast path or in any_step.lua. The fast path reads and writes the steps lanes
 -- run most: seed 002's (at most one match of one exact header, at most a `set` of one header, the
 -- lane header, on a stable Ingress without request header control of its own; on MSE the lane
--- tag for the service subset) and a weight alone. any_step.lua takes every other step
--- (`declined`; plugin.TestIngressFastPathAgrees switches the fast path off there and requires the
--- same outcome for every golden case).
+-- tag for the service subset) and a weight alone. any_step.lua takes every other step, and every
+-- step on a canary Ingress with the older bookkeeping (plugin.TestIngressFastPathAgrees switches
+-- the fast path off there and requires the same outcome for every golden case).
 --
 -- Each of matches and requestHeaderModifier is read in one pattern match of its JSON encoding
 -- (Kruise's json.encode: Go's encoding/json, keys in sorted order, every character that needs it
@@ -89,10 +85,11 @@ end
 -- character) and the captured value is the value itself. Whatever does not match goes to
 -- any_step.lua, which accepts it or says why not. An absent list is matched against the empty
 -- pattern instead, which spares a weighted step the compile of the long one (Kruise's runtime
--- compiles a pattern on every call); its captures ("" and nil) are then never read.
+-- compiles a pattern on every call): its captures are "" and nil, so the decision below needs no
+-- test of its own for an absent match, and the writes read hn only with m.
 -- ---------------------------------------------------------------------------------------------
 --#embed ANY_STEP any_step.lua
-local m, r, w = obj.matches, obj.requestHeaderModifier, {}
+local m, r = obj.matches, obj.requestHeaderModifier
 --#if mse
 local control = "mse.ingress.kubernetes.io/request-header-control-update"
 --#else
@@ -107,35 +104,30 @@ local lane = a["kruise-lanes.io/lane-header"] or ""
 local tagged = a["mse.ingress.kubernetes.io/service-subset"] and (m or obj.weight ~= "-1" and obj.weight ~= "0")
 --#end
 -- canary-by-cookie is no header but the cookie pseudo-header, which any_step.lua reads.
-local declined = m and (not hn or hn == "canary-by-cookie") or r and (not sn or a[control])
+if not hn or hn == "canary-by-cookie" or not sn or r and a[control] or a["kruise-lanes.io/owned-keys"]
 --#if mse
   or tagged and not (r and sn:lower() == (lane == "" and DEFAULT_LANE_HEADER or lane):lower() and #sv < 64
     and sv ~= "base" and (sv .. sv):find("^[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]$"))
 --#end
-if declined then
+then
   loadstring(ANY_STEP)()
 else
-  if m then
-    w["nginx.ingress.kubernetes.io/canary-by-header"] = hn
-    w["nginx.ingress.kubernetes.io/canary-by-header-value"] = hv
-  elseif obj.weight ~= "-1" then
-    w["nginx.ingress.kubernetes.io/canary-weight"] = obj.weight
-  end
-  if r then
-    w[control] = sn .. " " .. sv
-  end
+  -- What the step writes, each key once, in one loop (a function would cost a compile of its
+  -- own); a nil value writes nothing. keep records each key's value before the run (already put
+  -- back above), the next kruise-lanes.io/owned. any_step.lua writes through its own put, to the
+  -- same effect.
+  for k, v in pairs({
+    ["nginx.ingress.kubernetes.io/canary-by-header"] = m and hn,
+    ["nginx.ingress.kubernetes.io/canary-by-header-value"] = hv,
+    ["nginx.ingress.kubernetes.io/canary-weight"] = not m and obj.weight ~= "-1" and obj.weight or nil,
+    [control] = r and sn .. " " .. sv,
 --#if mse
-  if tagged then
-    w["mse.ingress.kubernetes.io/service-subset"] = sv
-  end
+    ["mse.ingress.kubernetes.io/service-subset"] = tagged and sv or nil,
 --#end
-end
--- What the step writes, each key once, is applied in this one loop (a function would cost a
--- compile of its own): keep records each key's value before the run (already put back above), the
--- next kruise-lanes.io/owned. any_step.lua writes through its own put, to the same effect.
-for k, v in pairs(w) do
-  keep[k] = a[k] or false
-  a[k] = v
+  }) do
+    keep[k] = a[k] or false
+    a[k] = v
+  end
 end
 
 a["nginx.ingress.kubernetes.io/canary"] = "true"

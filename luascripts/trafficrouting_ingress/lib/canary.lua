@@ -84,9 +84,16 @@ end
 -- and values hold no backslash, so no escaped character (CR, LF, NUL, a quote, any control
 -- character) and the captured value is the value itself. Whatever does not match goes to
 -- any_step.lua, which accepts it or says why not. An absent list is matched against the empty
--- pattern instead, which spares a weighted step the compile of the long one (Kruise's runtime
--- compiles a pattern on every call): its captures are "" and nil, so the decision below needs no
--- test of its own for an absent match, and the writes read hn only with m.
+-- pattern instead, which spares a weighted step the compile of the long one: its captures are ""
+-- and nil, so the decision below needs no test of its own for an absent match, and the writes
+-- read hn only with m.
+--
+-- Kruise's runtime compiles a pattern on every call, at a cost that grows with its items, and
+-- steeply past about thirty, so the patterns spell out only what tells the shapes apart: a key
+-- the types fix is any quoted string (%b"": a header match is exactly name, type, value; a header
+-- exactly name, value), and no pattern ends in `$` (once a pattern has closed the lists and
+-- objects it opened, the JSON text ends; `set` is the last of a modifier's keys, add, remove,
+-- set, so nothing follows its list).
 -- ---------------------------------------------------------------------------------------------
 --#embed ANY_STEP any_step.lua
 local m, r = obj.matches, obj.requestHeaderModifier
@@ -95,8 +102,8 @@ local control = "mse.ingress.kubernetes.io/request-header-control-update"
 --#else
 local control = "higress.io/request-header-control-update"
 --#end
-local hn, hv = json.encode(m or ""):match(m and '^%[{"headers":%[{"name":"([%w!#$%%&\'*+%-.^_`|~]+)","type":"Exact","value":"([^"\\]*)"}%]}%]$' or "")
-local sn, sv = json.encode(r or ""):match(r and '^{"set":%[{"name":"([%w!#$%%&\'*+%-.^_`|~]+)","value":"([^"\\]+)"}%]}$' or "")
+local hn, hv = json.encode(m or ""):match(m and '^%[{"headers":%[{%b"":"([%w!#$%%&\'*+%-.^_`|~]+)",%b"":"Exact",%b"":"([^"\\]*)"}%]}%]' or "")
+local sn, sv = json.encode(r or ""):match(r and '^{"set":%[{%b"":"([%w!#$%%&\'*+%-.^_`|~]+)",%b"":"([^"\\]+)"}%]' or "")
 --#if mse
 -- The lane tag: the value set for the lane header, a label value other than "base" (to..to is a
 -- valid label value of two or more characters exactly when to is a valid label value).

@@ -123,15 +123,15 @@ else
   -- own); a nil value writes nothing. keep records each key's value before the run (already put
   -- back above), the next kruise-lanes.io/owned. any_step.lua writes through its own put, to the
   -- same effect.
-  for k, v in pairs({
-    ["nginx.ingress.kubernetes.io/canary-by-header"] = m and hn,
-    ["nginx.ingress.kubernetes.io/canary-by-header-value"] = hv,
-    ["nginx.ingress.kubernetes.io/canary-weight"] = not m and obj.weight ~= "-1" and obj.weight or nil,
-    [control] = r and sn .. " " .. sv,
+  for k, v in pairs {
 --#if mse
     ["mse.ingress.kubernetes.io/service-subset"] = tagged and sv or nil,
 --#end
-  }) do
+    ["nginx.ingress.kubernetes.io/canary-by-header"] = m and hn,
+    ["nginx.ingress.kubernetes.io/canary-by-header-value"] = hv,
+    ["nginx.ingress.kubernetes.io/canary-weight"] = not m and obj.weight ~= "-1" and obj.weight or nil,
+    [control] = r and sn .. " " .. sv
+  } do
     keep[k] = a[k] or false
     a[k] = v
   end

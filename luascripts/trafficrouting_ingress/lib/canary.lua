@@ -53,15 +53,16 @@ DEFAULT_LANE_HEADER = "x-mse-tag"
 a, keep = obj.annotations or {}, {}
 --#if mse
 local kept = json.decode(a["kruise-lanes.io/owned"] or '{"nginx.ingress.kubernetes.io/canary-by-cookie":false,"nginx.ingress.kubernetes.io/canary-by-header":false,"nginx.ingress.kubernetes.io/canary-by-header-pattern":false,"nginx.ingress.kubernetes.io/canary-by-header-value":false,"nginx.ingress.kubernetes.io/canary-weight":false,"nginx.ingress.kubernetes.io/canary-by-query":false,"nginx.ingress.kubernetes.io/canary-by-query-pattern":false,"nginx.ingress.kubernetes.io/canary-by-query-value":false,"mse.ingress.kubernetes.io/canary-by-query":false,"mse.ingress.kubernetes.io/canary-by-query-pattern":false,"mse.ingress.kubernetes.io/canary-by-query-value":false}')
-if type(kept) ~= "table" then
-  error("mse ingress provider: annotation kruise-lanes.io/owned is not valid JSON; restore it from the stable Ingress or delete the canary Ingress", 0)
-end
 --#else
 local kept = json.decode(a["kruise-lanes.io/owned"] or '{"nginx.ingress.kubernetes.io/canary-by-cookie":false,"nginx.ingress.kubernetes.io/canary-by-header":false,"nginx.ingress.kubernetes.io/canary-by-header-pattern":false,"nginx.ingress.kubernetes.io/canary-by-header-value":false,"nginx.ingress.kubernetes.io/canary-weight":false}')
-if type(kept) ~= "table" then
-  error("higress ingress provider: annotation kruise-lanes.io/owned is not valid JSON; restore it from the stable Ingress or delete the canary Ingress", 0)
-end
 --#end
+if type(kept) ~= "table" then
+--#if mse
+  error("mse ingress provider: annotation kruise-lanes.io/owned is not valid JSON; restore it from the stable Ingress or delete the canary Ingress", 0)
+--#else
+  error("higress ingress provider: annotation kruise-lanes.io/owned is not valid JSON; restore it from the stable Ingress or delete the canary Ingress", 0)
+--#end
+end
 for k, v in pairs(kept) do
   a[k] = v or nil
 end

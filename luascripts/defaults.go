@@ -8,15 +8,21 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// defaultLaneHeaderLine is the one line of the ingress providers (lib/canary.lua) that holds
-// the default lane header; WithDefaultLaneHeader rewrites it.
-var defaultLaneHeaderLine = []byte(`DEFAULT_LANE_HEADER = "x-mse-tag"` + "\n")
-
-// defaultLaneHeaderName is the global that holds it, in every script that reads it.
+// defaultLaneHeaderName is the Lua global that holds the default lane header, in every ingress
+// provider that reads it.
 var defaultLaneHeaderName = []byte("DEFAULT_LANE_HEADER")
 
 // BuiltinLaneHeader is the default lane header the embedded ingress providers carry.
 const BuiltinLaneHeader = "x-mse-tag"
+
+// defaultLaneHeaderLine is the one line of the ingress providers (lib/canary.lua) that holds
+// the default lane header; WithDefaultLaneHeader rewrites it.
+var defaultLaneHeaderLine = laneHeaderLine(BuiltinLaneHeader)
+
+// laneHeaderLine is the line that sets the default lane header to header.
+func laneHeaderLine(header string) []byte {
+	return []byte(string(defaultLaneHeaderName) + " = " + strconv.Quote(header) + "\n")
+}
 
 // WithDefaultLaneHeader returns an ingress provider script whose default lane header (used where
 // the stable Ingress names none) is header, so that the script and lanes-manager, whose
@@ -34,6 +40,5 @@ func WithDefaultLaneHeader(script []byte, header string) ([]byte, error) {
 	if n := bytes.Count(script, defaultLaneHeaderLine); n != 1 {
 		return nil, fmt.Errorf("the script holds the default lane header line %q %d times, want once", bytes.TrimSpace(defaultLaneHeaderLine), n)
 	}
-	line := []byte("DEFAULT_LANE_HEADER = " + strconv.Quote(header) + "\n")
-	return bytes.Replace(script, defaultLaneHeaderLine, line, 1), nil
+	return bytes.Replace(script, defaultLaneHeaderLine, laneHeaderLine(header), 1), nil
 }
